@@ -1,0 +1,1 @@
+"""Python client for the PoseAug service: numpy in, numpy out, over gRPC."""
