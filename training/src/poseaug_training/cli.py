@@ -1,0 +1,172 @@
+"""`poseaug-train {baseline,poseaug,eval,export}`: the whole training workflow from one command.
+
+Runs alone or under `torchrun --nproc_per_node=N` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from poseaug_training.train.config import TrainConfig
+
+DEFAULT_DATA = "../shared/data/h36m"
+
+
+def _subjects(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _pair(text: str) -> tuple[float, float]:
+    a, b = text.split(",")
+    return float(a), float(b)
+
+
+def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
+    d = TrainConfig()
+    p.add_argument("--data", default=DEFAULT_DATA, help="folder with the Human3.6M arrays")
+    p.add_argument(
+        "--out", default=f"runs/{mode}", help="run folder: checkpoints, TensorBoard, results"
+    )
+    p.add_argument(
+        "--subjects", type=_subjects, default=d.subjects, help="training subjects, e.g. S1,S5"
+    )
+    p.add_argument("--stride", type=int, default=d.stride, help="use every Nth frame")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
+    p.add_argument("--estimator", default=d.estimator, choices=["vpose", "mlp"])
+    p.add_argument("--channels", type=int, default=d.channels)
+    p.add_argument("--blocks", type=int, default=d.blocks)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--init", default=None, help="checkpoint whose estimator starts this run")
+    p.add_argument("--val-stride", type=int, default=d.val_stride)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    if mode == "poseaug":
+        p.add_argument("--aug-lr", type=float, default=d.aug_lr)
+        p.add_argument("--d-lr", type=float, default=d.d_lr)
+        p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs)
+        p.add_argument("--d-every", type=int, default=d.d_every)
+        p.add_argument("--pool-size", type=int, default=d.pool_size)
+        p.add_argument("--hard-ratio-start", type=float, default=d.hard_ratio_start)
+        p.add_argument("--hard-ratio-end", type=float, default=d.hard_ratio_end)
+        for op in ("ba", "bl", "rt"):
+            p.add_argument(f"--hard-ratio-{op}", type=_pair, default=None, metavar="START,END")
+        p.add_argument("--reg-threshold", type=float, default=d.reg_threshold)
+        for w in ("adv3d", "adv2d", "feedback", "reg"):
+            p.add_argument(f"--w-{w}", type=float, default=getattr(d, f"w_{w}"))
+
+
+def config_from_args(args: argparse.Namespace, mode: str) -> TrainConfig:
+    fields = TrainConfig.__dataclass_fields__
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    return TrainConfig(mode=mode, **values)
+
+
+def cmd_train(args: argparse.Namespace, mode: str) -> int:
+    from poseaug_training.pipeline import train_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = config_from_args(args, mode)
+    train_run(cfg, stop_after=args.stop_after)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from poseaug_training.pipeline import evaluate_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = evaluate_run(
+        Path(args.checkpoint),
+        Path(args.data),
+        Path(args.out),
+        sources=args.inputs,
+        plots=not args.no_plots,
+        subjects=tuple(args.subjects),
+        stride=args.stride,
+    )
+    print(
+        json.dumps(
+            {k: {m: v[m] for m in ("mpjpe_mm", "pa_mpjpe_mm")} for k, v in results.items()},
+            indent=2,
+        )
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from poseaug_training.export.bundle import export_bundle
+
+    path = export_bundle(
+        checkpoint=Path(args.checkpoint),
+        out_dir=Path(args.out),
+        name=args.name,
+        version=args.version,
+        default=args.default,
+        evaluation_files=[Path(p) for p in args.evaluation],
+        description=args.description,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="poseaug-train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for mode, text in (
+        ("baseline", "train the estimator alone (from scratch or --init)"),
+        ("poseaug", "train augmentor, discriminators and estimator with PoseAug (Algorithm 1)"),
+    ):
+        add_train_args(sub.add_parser(mode, help=text), mode)
+    ev = sub.add_parser("eval", help="protocols 1 and 2 on S9/S11: JSON, markdown and PNGs")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--data", default=DEFAULT_DATA)
+    ev.add_argument("--out", required=True, help="folder for evaluation.json, evaluation.md, PNGs")
+    ev.add_argument(
+        "--inputs",
+        type=_subjects,
+        default=["gt", "sh", "novel"],
+        help="comma list of gt, sh, novel",
+    )
+    ev.add_argument("--subjects", type=_subjects, default=["S9", "S11"])
+    ev.add_argument(
+        "--stride", type=int, default=1, help="every Nth frame (1: all, as the protocol says)"
+    )
+    ev.add_argument("--threads", type=int, default=0)
+    ev.add_argument("--no-plots", action="store_true")
+    ex = sub.add_parser("export", help="write a model bundle (ONNX + manifest.json)")
+    ex.add_argument("--checkpoint", required=True)
+    ex.add_argument("--out", required=True, help="bundle folder, e.g. models/poseaug-vpose")
+    ex.add_argument("--name", required=True)
+    ex.add_argument("--version", default="1.0.0")
+    ex.add_argument("--default", action="store_true", help="mark as the server's default model")
+    ex.add_argument("--evaluation", action="append", default=[], help="evaluation.json to embed")
+    ex.add_argument("--description", default="")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in ("baseline", "poseaug"):
+            return cmd_train(args, args.command)
+        if args.command == "eval":
+            return cmd_eval(args)
+        return cmd_export(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"poseaug-train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

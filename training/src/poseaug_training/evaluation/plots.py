@@ -1,0 +1,90 @@
+"""Pictures a person would rather see than read: error per joint, source vs augmented poses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from poseaug_training.skeleton import JOINT_NAMES, LEFT_JOINTS, PARENTS
+
+
+def plot_per_joint_error(per_joint: dict[str, list[float]], path: Path, title: str) -> None:
+    """Grouped bars: mean error of each joint (mm) for each input source."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / max(1, len(per_joint))
+    x = np.arange(len(JOINT_NAMES))
+    for i, (label, errs) in enumerate(per_joint.items()):
+        ax.bar(x + i * width, errs, width, label=label)
+    ax.set_xticks(x + width * (len(per_joint) - 1) / 2, JOINT_NAMES, rotation=45, ha="right")
+    ax.set_ylabel("mean joint error (mm)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def draw_skeleton(
+    ax, pose: np.ndarray, color: str, alpha: float = 1.0, label: str | None = None
+) -> None:
+    """3D skeleton in camera axes (x right, y down, z forward) shown upright."""
+    for j, p in enumerate(PARENTS):
+        if p < 0:
+            continue
+        c = color if j not in LEFT_JOINTS else _darker(color)
+        ax.plot(
+            [pose[p, 0], pose[j, 0]],
+            [pose[p, 2], pose[j, 2]],
+            [-pose[p, 1], -pose[j, 1]],
+            color=c,
+            alpha=alpha,
+            lw=2,
+            label=label if j == 1 else None,
+        )
+
+
+def _darker(color: str) -> str:
+    return {
+        "tab:blue": "navy",
+        "tab:red": "darkred",
+        "tab:green": "darkgreen",
+        "tab:orange": "saddlebrown",
+    }.get(color, color)
+
+
+def plot_augmented_pairs(
+    source: np.ndarray, augmented: dict[str, np.ndarray], path: Path, title: str = ""
+) -> None:
+    """Rows: source poses; columns: the source next to its BA, BL, RT (or other) augmentations.
+
+    Poses are root-relative [R, 17, 3] (augmented ones are re-centred on their root)."""
+    rows = source.shape[0]
+    cols = len(augmented)
+    fig = plt.figure(figsize=(3.2 * cols, 3.2 * rows))
+    for r in range(rows):
+        for c, (name, poses) in enumerate(augmented.items()):
+            ax = fig.add_subplot(rows, cols, r * cols + c + 1, projection="3d")
+            draw_skeleton(ax, source[r], "tab:blue", 0.5, "source")
+            draw_skeleton(ax, poses[r] - poses[r, :1], "tab:red", 1.0, name)
+            lim = 1.0
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_zlim(-lim, lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_zticks([])
+            ax.view_init(elev=10, azim=-70)
+            if r == 0:
+                ax.set_title(name)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

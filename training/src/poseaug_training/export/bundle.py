@@ -1,0 +1,122 @@
+"""`poseaug-train export`: checkpoint + evaluation results -> a model bundle folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from poseaug_training.export.lifter_onnx import export_lifter, onnx_parity
+from poseaug_training.export.manifest import build_manifest, file_entries, write_manifest
+from poseaug_training.models import build_estimator
+from poseaug_training.train.checkpoint import load_checkpoint
+
+MAX_ONNX_BYTES = 40 * 1024 * 1024
+
+
+def _parity_inputs(n: int = 256, seed: int = 0) -> np.ndarray:
+    """Plausible normalized 2D poses: a rest skeleton with random jitter (no dataset needed)."""
+    from poseaug_training.skeleton import PARENTS
+
+    rng = np.random.default_rng(seed)
+    rest = np.zeros((17, 2), np.float32)
+    offsets = rng.normal(0, 0.08, (17, 2)).astype(np.float32)
+    for j, p in enumerate(PARENTS):
+        if p >= 0:
+            rest[j] = rest[p] + offsets[j]
+    return rest[None] + rng.normal(0, 0.02, (n, 17, 2)).astype(np.float32)
+
+
+def export_bundle(
+    checkpoint: Path,
+    out_dir: Path,
+    name: str,
+    version: str = "1.0.0",
+    default: bool = False,
+    evaluation_files: list[Path] | None = None,
+    description: str = "",
+    parity_keypoints: np.ndarray | None = None,
+) -> Path:
+    """Write lifter.onnx (+ augmentor.onnx when the checkpoint has one) and manifest.json.
+
+    `evaluation_files` are evaluation.json files; a path may be given as PREFIX=PATH to set
+    the metric prefix (default "h36m").
+    """
+    state = load_checkpoint(checkpoint)
+    cfg = state["config"]
+    model = build_estimator(
+        cfg["estimator"], channels=cfg["channels"], blocks=cfg["blocks"], dropout=cfg["dropout"]
+    )
+    model.load_state_dict(state["estimator"])
+    model.eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    export_lifter(model, out_dir / "lifter.onnx")
+    kp = parity_keypoints if parity_keypoints is not None else _parity_inputs()
+    lifter_diff = onnx_parity(model, out_dir / "lifter.onnx", kp)
+    if lifter_diff > 1e-4:
+        raise RuntimeError(f"lifter.onnx differs from torch by {lifter_diff:g} (> 1e-4)")
+    files = ["lifter.onnx"]
+    augmentor_entry: dict[str, Any] | None = None
+    if "augmentor" in state.get("extra", {}):
+        from poseaug_training.poseaug.augmentor_export import export_augmentor_from_state
+
+        augmentor_entry = export_augmentor_from_state(state, out_dir / "augmentor.onnx")
+        files.append("augmentor.onnx")
+    for f in files:
+        size = (out_dir / f).stat().st_size
+        if size > MAX_ONNX_BYTES:
+            raise RuntimeError(f"{f} is {size} bytes, over the 40 MB limit")
+
+    evaluations: dict[str, dict] = {}
+    eval_meta: dict[str, Any] = {}
+    for spec in evaluation_files or []:
+        prefix, _, path = str(spec).rpartition("=")
+        prefix = prefix or "h36m"
+        doc = json.loads(Path(path).read_text())
+        evaluations[prefix] = doc["results"]
+        eval_meta[prefix] = {k: v for k, v in doc["meta"].items() if k != "train_config"}
+        eval_meta[prefix]["train_config"] = doc["meta"].get("train_config")
+    training = {
+        "config": cfg,
+        "data": {
+            "dataset": "Human3.6M",
+            "train_subjects": cfg["subjects"],
+            "frame_stride": cfg["stride"],
+            "cameras": "all 4",
+            "inputs": "ground-truth 3D projected through the calibrated cameras (with distortion)",
+        },
+        "epochs": state["epoch"],
+        "steps": state["global_step"],
+        "wall_time_s": round(state["wall_time_s"], 1),
+        "hardware": state.get("hardware", {}),
+        "history": state["history"],
+        "lineage": state.get("lineage", []),
+        "onnx_parity_max_abs_diff": {
+            "lifter": lifter_diff,
+            **(augmentor_entry or {}).get("parity", {}),
+        },
+    }
+    if augmentor_entry is not None:
+        augmentor_entry = {k: v for k, v in augmentor_entry.items() if k != "parity"}
+    manifest = build_manifest(
+        name=name,
+        version=version,
+        default=default,
+        description=description,
+        lifter_arch={
+            **model.config,
+            "joints": 17,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+        augmentor=augmentor_entry,
+        files=file_entries(out_dir, files),
+        evaluations=evaluations,
+        evaluation_meta=eval_meta,
+        training=training,
+    )
+    torch.set_grad_enabled(True)
+    return write_manifest(out_dir, manifest)

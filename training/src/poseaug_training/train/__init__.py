@@ -1,0 +1,1 @@
+"""Baseline and PoseAug training loops (Algorithm 1), checkpoints and distributed setup."""

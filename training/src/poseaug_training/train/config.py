@@ -1,0 +1,46 @@
+"""Every knob of a training run, recorded in checkpoints and manifests."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "baseline"  # "baseline" or "poseaug"
+    data: str = "../shared/data/h36m"
+    out: str = "runs/baseline"
+    subjects: list[str] = field(default_factory=lambda: ["S1", "S5", "S6", "S7", "S8"])
+    test_subjects: list[str] = field(default_factory=lambda: ["S9", "S11"])
+    stride: int = 1
+    epochs: int = 50
+    batch_size: int = 1024
+    lr: float = 1e-3
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    estimator: str = "vpose"
+    channels: int = 1024
+    blocks: int = 4
+    dropout: float = 0.25
+    init: str | None = None  # checkpoint whose estimator weights start this run
+    val_stride: int = 50  # frame stride of the per-epoch validation (full eval is separate)
+    # --- PoseAug (Algorithm 1) ---
+    aug_lr: float = 1e-3
+    d_lr: float = 1e-3
+    warmup_epochs: int = 1  # GAN-only epochs before the estimator sees augmented pairs
+    d_every: int = 1  # discriminator update every N steps
+    pool_size: int = 4096  # fake-pose history pool (poses)
+    hard_ratio_start: float = 2.0
+    hard_ratio_end: float = 20.0
+    hard_ratio_ba: tuple[float, float] | None = None  # per-op (start, end); None: the shared one
+    hard_ratio_bl: tuple[float, float] | None = None
+    hard_ratio_rt: tuple[float, float] | None = None
+    reg_threshold: float = 0.1
+    w_adv3d: float = 1.0
+    w_adv2d: float = 1.0
+    w_feedback: float = 1.0
+    w_reg: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
