@@ -22,10 +22,12 @@ $(SERVE_VENV)/.installed: service/pyproject.toml clients/python/pyproject.toml
 	$(SERVE_VENV)/bin/pip install $(PIP_FLAGS) -e clients/python -e service
 	touch $@
 
-$(TEST_VENV)/.installed: service/pyproject.toml clients/python/pyproject.toml training/pyproject.toml requirements-dev.txt
+$(TEST_VENV)/.installed: service/pyproject.toml clients/python/pyproject.toml training/pyproject.toml requirements-dev.txt clients/node/package-lock.json
 	$(PYTHON) -m venv $(TEST_VENV)
 	$(TEST_VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0
-	$(TEST_VENV)/bin/pip install $(PIP_FLAGS) -e clients/python -e service -e training -r requirements-dev.txt
+	$(TEST_VENV)/bin/pip install $(PIP_FLAGS) -e clients/python[plot] -e service -e training -r requirements-dev.txt
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix clients/node --no-audit --no-fund; \
+	else echo "npm not found: the Node client tests will skip"; fi
 	touch $@
 
 serve: $(SERVE_VENV)/.installed

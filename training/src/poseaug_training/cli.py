@@ -56,13 +56,14 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
         p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs)
         p.add_argument("--d-every", type=int, default=d.d_every)
         p.add_argument("--pool-size", type=int, default=d.pool_size)
-        p.add_argument("--hard-ratio-start", type=float, default=d.hard_ratio_start)
-        p.add_argument("--hard-ratio-end", type=float, default=d.hard_ratio_end)
+        p.add_argument(
+            "--hard-ratio-paper", action="store_true", help="paper's beta 2 -> 20 for every op"
+        )
         for op in ("ba", "bl", "rt"):
             p.add_argument(f"--hard-ratio-{op}", type=_pair, default=None, metavar="START,END")
-        p.add_argument("--reg-threshold", type=float, default=d.reg_threshold)
-        for w in ("adv3d", "adv2d", "feedback", "reg"):
-            p.add_argument(f"--w-{w}", type=float, default=getattr(d, f"w_{w}"))
+        for w in ("adv3d", "adv2d", "reg", "feedback_ba", "feedback_rt"):
+            flag = "--w-" + w.replace("_", "-")
+            p.add_argument(flag, dest=f"w_{w}", type=float, default=getattr(d, f"w_{w}"))
 
 
 def config_from_args(args: argparse.Namespace, mode: str) -> TrainConfig:

@@ -1,1 +1,33 @@
-"""Python client for the PoseAug service: numpy in, numpy out, over gRPC."""
+"""Python client for the PoseAug service: numpy in, numpy out, over gRPC.
+
+from poseaug_client import PoseAugClient
+
+with PoseAugClient("127.0.0.1:50051") as client:
+    poses3d = client.lift(keypoints, format="coco17", image_size=(1920, 1080))
+    augmented, keypoints2d, params = client.augment(poses3d, count=4, seed=1)
+"""
+
+from __future__ import annotations
+
+from poseaug_client.aio import AsyncPoseAugClient
+from poseaug_client.client import PoseAugClient
+from poseaug_client.config import ClientConfig
+from poseaug_client.errors import PoseAugError
+from poseaug_client.formats import H36M_JOINT_NAMES, H36M_PARENTS
+from poseaug_client.requests import chunk_seed
+from poseaug_client.results import AugmentChunk, AugmentResult, ModelInfo
+from poseaug_client.version import __version__
+
+__all__ = [
+    "H36M_JOINT_NAMES",
+    "H36M_PARENTS",
+    "AsyncPoseAugClient",
+    "AugmentChunk",
+    "AugmentResult",
+    "ClientConfig",
+    "ModelInfo",
+    "PoseAugClient",
+    "PoseAugError",
+    "__version__",
+    "chunk_seed",
+]

@@ -62,7 +62,7 @@ def export_bundle(
     files = ["lifter.onnx"]
     augmentor_entry: dict[str, Any] | None = None
     if "augmentor" in state.get("extra", {}):
-        from poseaug_training.poseaug.augmentor_export import export_augmentor_from_state
+        from poseaug_training.poseaug.augmentor_onnx import export_augmentor_from_state
 
         augmentor_entry = export_augmentor_from_state(state, out_dir / "augmentor.onnx")
         files.append("augmentor.onnx")

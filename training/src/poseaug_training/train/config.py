@@ -25,22 +25,21 @@ class TrainConfig:
     dropout: float = 0.25
     init: str | None = None  # checkpoint whose estimator weights start this run
     val_stride: int = 50  # frame stride of the per-epoch validation (full eval is separate)
-    # --- PoseAug (Algorithm 1) ---
-    aug_lr: float = 1e-3
-    d_lr: float = 1e-3
-    warmup_epochs: int = 1  # GAN-only epochs before the estimator sees augmented pairs
-    d_every: int = 1  # discriminator update every N steps
-    pool_size: int = 4096  # fake-pose history pool (poses)
-    hard_ratio_start: float = 2.0
-    hard_ratio_end: float = 20.0
-    hard_ratio_ba: tuple[float, float] | None = None  # per-op (start, end); None: the shared one
-    hard_ratio_bl: tuple[float, float] | None = None
-    hard_ratio_rt: tuple[float, float] | None = None
-    reg_threshold: float = 0.1
-    w_adv3d: float = 1.0
+    # --- PoseAug (Algorithm 1); defaults are the official code's (function_poseaug/config.py) ---
+    aug_lr: float = 1e-4
+    d_lr: float = 1e-4
+    warmup_epochs: int = 2  # GAN-only epochs before feedback and augmented pairs for P
+    d_every: int = 2  # discriminator update every N steps
+    pool_size: int = 4096  # fake-pose history pools (poses)
+    hard_ratio_paper: bool = False  # the paper's single beta 2 -> 20 instead of per-op ratios
+    hard_ratio_ba: tuple[float, float] | None = None  # (start, end); None: official 3 -> 5
+    hard_ratio_bl: tuple[float, float] | None = None  # official: no BL feedback
+    hard_ratio_rt: tuple[float, float] | None = None  # None: official 17 -> 17
+    w_adv3d: float = 6.0
     w_adv2d: float = 1.0
-    w_feedback: float = 1.0
-    w_reg: float = 1.0
+    w_reg: float = 3.0  # BA angle-change range + BL ratio limit (0.1)
+    w_feedback_ba: float = 0.1
+    w_feedback_rt: float = 0.01
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -77,8 +77,11 @@ class Trainer:
         self.estimator = build_estimator(
             cfg.estimator, channels=cfg.channels, blocks=cfg.blocks, dropout=cfg.dropout
         ).to(self.device)
+        self.lineage: list[dict[str, Any]] = []
         if cfg.init:
-            self.estimator.load_state_dict(load_checkpoint(cfg.init)["estimator"])
+            init = load_checkpoint(cfg.init)
+            self.estimator.load_state_dict(init["estimator"])
+            self.lineage = [*init.get("lineage", []), summarize_run(init)]
         self.model: nn.Module = (
             DistributedDataParallel(self.estimator) if dist.enabled else self.estimator
         )
@@ -108,6 +111,8 @@ class Trainer:
             "global_step": self.global_step,
             "wall_time_s": self.wall_time_s,
             "history": self.history,
+            "hardware": hardware_summary(self.device, self.dist),
+            "lineage": self.lineage,
             "estimator": self.estimator.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -202,6 +207,23 @@ class Trainer:
 
     def baseline_step(self, batch: PoseSet, epoch: int, step: int) -> dict[str, float]:
         return {"loss_pose": self.estimator_step(batch.kp2d, batch.pose3d)}
+
+
+def summarize_run(state: dict[str, Any]) -> dict[str, Any]:
+    """What a manifest needs to know about a run this one started from."""
+    cfg = state["config"]
+    return {
+        "mode": cfg["mode"],
+        "subjects": cfg["subjects"],
+        "stride": cfg["stride"],
+        "epochs": state["epoch"],
+        "steps": state["global_step"],
+        "batch_size": cfg["batch_size"],
+        "lr": cfg["lr"],
+        "seed": cfg["seed"],
+        "wall_time_s": round(state["wall_time_s"], 1),
+        "hardware": state.get("hardware", {}),
+    }
 
 
 def linear_decay(

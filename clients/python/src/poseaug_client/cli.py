@@ -1,0 +1,382 @@
+"""The `poseaug` command: lift 2D keypoint files to 3D, augment 3D poses, list models, check
+health. Every failure is one line on stderr and a non-zero exit code: 2 for bad usage, 1 for
+the rest (never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from poseaug_client.client import PoseAugClient
+from poseaug_client.config import DEFAULT_SERVER, TOKEN_ENV
+from poseaug_client.errors import PoseAugError
+from poseaug_client.files import (
+    CLIError,
+    check_output,
+    read_lift_input,
+    read_poses3d,
+    write_lift_output,
+)
+from poseaug_client.formats import KEYPOINT_FORMATS
+from poseaug_client.version import __version__
+
+SERVER_ENV = "POSEAUG_SERVER"
+CAMERA_FIELDS = ("fx", "fy", "cx", "cy", "width", "height")
+
+
+def image_size_arg(text: str) -> tuple[int, int]:
+    """ "1920x1080" -> (1920, 1080)."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or not int(width) or not int(height):
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT in pixels, e.g. 1000x1000, got {text!r}"
+        )
+    return int(width), int(height)
+
+
+def camera_arg(text: str) -> dict[str, float]:
+    """ "fx,fy,cx,cy,width,height" -> CameraIntrinsics fields."""
+    values = text.split(",")
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        numbers = []
+    if len(numbers) != len(CAMERA_FIELDS):
+        raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy,width,height, got {text!r}")
+    camera = dict(zip(CAMERA_FIELDS, numbers, strict=True))
+    camera["width"], camera["height"] = int(camera["width"]), int(camera["height"])
+    return camera
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def connection_options() -> argparse.ArgumentParser:
+    """Options every command shares: where the server is and how to talk to it."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    group.add_argument(
+        "--server",
+        action="append",
+        metavar="HOST:PORT",
+        help="server address; repeat or comma-separate for round-robin "
+        f"(default ${SERVER_ENV} or {DEFAULT_SERVER})",
+    )
+    group.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="deadline of each call (default 30)",
+    )
+    group.add_argument(
+        "--attempts",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="tries per call; UNAVAILABLE is retried with backoff (default 3)",
+    )
+    group.add_argument("--token", help=f"bearer token (default: ${TOKEN_ENV})")
+    group.add_argument("--token-file", type=Path, metavar="FILE", help="file holding the token")
+    group.add_argument(
+        "--tls", action="store_true", help="use TLS with the system's root certificates"
+    )
+    group.add_argument(
+        "--tls-ca", type=Path, metavar="PEM", help="root certificates (implies --tls)"
+    )
+    group.add_argument(
+        "--tls-cert", type=Path, metavar="PEM", help="client certificate (mutual TLS)"
+    )
+    group.add_argument(
+        "--tls-key", type=Path, metavar="PEM", help="client private key (mutual TLS)"
+    )
+    group.add_argument(
+        "--tls-server-name", metavar="NAME", help="expected name in the server certificate"
+    )
+    group.add_argument("-v", "--verbose", action="store_true", help="log retries")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poseaug",
+        description="Lift 2D keypoints to 3D and augment 3D poses with a PoseAug server.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [connection_options()]
+
+    lift = commands.add_parser(
+        "lift",
+        parents=common,
+        help="lift 2D keypoints to 3D poses",
+        description="Lift 2D keypoints (pixels) to 3D poses (metres).",
+    )
+    lift.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        metavar="IN",
+        help=".npz/.npy with keypoints [N,K,2] (and scores [N,K]) or COCO keypoint JSON",
+    )
+    lift.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUT",
+        help=".npz (pose3d [N,17,3]) or .json (list of poses)",
+    )
+    lift.add_argument(
+        "--format",
+        choices=sorted(KEYPOINT_FORMATS),
+        help="keypoint layout (default h36m17; coco17 for JSON input)",
+    )
+    lift.add_argument(
+        "--image-size",
+        type=image_size_arg,
+        metavar="WxH",
+        help="image size in pixels (default 1000x1000)",
+    )
+    lift.add_argument("--model", help="model bundle (default: the server's default)")
+    lift.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=65536,
+        metavar="N",
+        help="poses per call (default 65536)",
+    )
+    lift.add_argument("--plot", type=Path, metavar="FILE.png", help="draw input and lifted poses")
+    lift.add_argument("--progress", action="store_true", help="show a progress bar")
+    lift.set_defaults(handler=run_lift)
+
+    aug = commands.add_parser(
+        "augment",
+        parents=common,
+        help="augment 3D poses (PoseAug)",
+        description="Make harder yet plausible 3D poses and their 2D projections.",
+    )
+    aug.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        metavar="IN",
+        help=".npz with pose3d [N,17,3] metres (or a .npy of it)",
+    )
+    aug.add_argument("--output", required=True, type=Path, metavar="OUT.npz")
+    aug.add_argument(
+        "--count", type=positive_int, default=1, help="augmentations per pose (default 1)"
+    )
+    aug.add_argument("--ops", default="ba,bl,rt", help="operations: ba,bl,rt (default all three)")
+    aug.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    aug.add_argument(
+        "--camera",
+        type=camera_arg,
+        metavar="FX,FY,CX,CY,W,H",
+        help="camera for the 2D projections (default: the server's H36M-like one)",
+    )
+    aug.add_argument("--model", help="model bundle (default: the server's default)")
+    aug.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=65536,
+        metavar="N",
+        help="output poses per call or streamed chunk (default 65536)",
+    )
+    aug.add_argument("--plot", type=Path, metavar="FILE.png", help="draw source vs augmented poses")
+    aug.add_argument("--progress", action="store_true", help="stream the job with a progress bar")
+    aug.set_defaults(handler=run_augment)
+
+    models = commands.add_parser("models", parents=common, help="list the server's models")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.set_defaults(handler=run_models)
+
+    health = commands.add_parser("health", parents=common, help="check the server's health")
+    health.add_argument("--service", default="", help="service name (default: the whole server)")
+    health.set_defaults(handler=run_health)
+    return parser
+
+
+def server_list(args: argparse.Namespace) -> str:
+    return ",".join(args.server or [os.environ.get(SERVER_ENV) or DEFAULT_SERVER])
+
+
+def make_client(args: argparse.Namespace, **options: object) -> PoseAugClient:
+    return PoseAugClient(
+        server_list(args),
+        timeout=args.timeout,
+        max_attempts=args.attempts,
+        token=args.token,
+        token_file=args.token_file,
+        tls=args.tls,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_server_name=args.tls_server_name,
+        **options,
+    )
+
+
+def run_lift(args: argparse.Namespace) -> int:
+    check_output(args.output, (".npz", ".json"))
+    if args.plot is not None:
+        check_output(args.plot, (".png",), "--plot")
+        from poseaug_client.plot import require_matplotlib
+
+        require_matplotlib()
+    source = read_lift_input(args.input)
+    fmt = args.format or ("coco17" if source.coco else "h36m17")
+    if source.coco and fmt != "coco17":
+        raise CLIError(f"{args.input}: COCO JSON holds coco17 keypoints; drop --format {fmt}")
+    joints = KEYPOINT_FORMATS[fmt][1]
+    if source.keypoints.shape[1] != joints:
+        raise CLIError(
+            f"{args.input}: keypoints have {source.keypoints.shape[1]} joints, "
+            f"format {fmt} needs {joints} (see --format)"
+        )
+    if args.image_size is not None or source.image_sizes is None:
+        image_size: object = args.image_size or (1000, 1000)
+    else:
+        image_size = source.image_sizes
+    with make_client(args, max_poses_per_call=args.batch_size) as client:
+        poses = client.lift(
+            source.keypoints, fmt, image_size, source.scores, args.model, progress=args.progress
+        )
+    write_lift_output(args.output, poses, source)
+    if args.plot is not None:
+        from poseaug_client.plot import plot_lift
+
+        plot_lift(args.plot, source.keypoints, fmt, poses)
+    print(f"lifted {len(poses)} poses -> {args.output}")
+    return 0
+
+
+def run_augment(args: argparse.Namespace) -> int:
+    check_output(args.output, (".npz",))
+    if args.plot is not None:
+        check_output(args.plot, (".png",), "--plot")
+        from poseaug_client.plot import require_matplotlib
+
+        require_matplotlib()
+    poses = read_poses3d(args.input)
+    with make_client(args, max_poses_per_call=args.batch_size) as client:
+        if args.progress:
+            chunks = list(
+                client.augment_stream(
+                    poses,
+                    args.count,
+                    args.ops,
+                    args.seed,
+                    args.camera,
+                    args.model,
+                    chunk_size=min(args.batch_size, 65536),
+                    progress=True,
+                )
+            )
+            result_poses = np.concatenate([c.poses3d for c in chunks])
+            keypoints = np.concatenate([c.keypoints2d for c in chunks])
+            params = {k: np.concatenate([c.params[k] for c in chunks]) for k in chunks[0].params}
+        else:
+            result_poses, keypoints, params = client.augment(
+                poses, args.count, args.ops, args.seed, args.camera, args.model
+            )
+    np.savez(
+        args.output,
+        pose3d=result_poses,
+        keypoints=keypoints,
+        source_index=np.repeat(np.arange(len(poses)), args.count),
+        seed=np.int64(args.seed),
+        ops=np.asarray(args.ops),
+        **params,
+    )
+    if args.plot is not None:
+        from poseaug_client.plot import plot_augment
+
+        plot_augment(args.plot, poses, result_poses, keypoints, args.count)
+    print(
+        f"augmented {len(poses)} poses x {args.count} -> {len(result_poses)} poses -> {args.output}"
+    )
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        infos = client.models()
+    if args.json:
+        print(json.dumps([info.to_dict() for info in infos], indent=2))
+        return 0
+    if not infos:
+        print("no models")
+        return 0
+    print(f"{'name':24} {'version':10} {'default':8} {'augmentor':10} providers")
+    for info in infos:
+        print(
+            f"{info.name:24} {info.version:10} {'yes' if info.is_default else '':8} "
+            f"{'yes' if info.has_augmentor else 'no':10} {','.join(info.providers)}"
+        )
+        for key, value in info.metrics.items():
+            print(f"    {key} = {value:g}")
+    return 0
+
+
+def run_health(args: argparse.Namespace) -> int:
+    with make_client(args) as client:
+        status = client.health(args.service)
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def describe_error(error: PoseAugError, args: argparse.Namespace) -> str:
+    """One line saying what went wrong and, for connection trouble, where."""
+    servers = server_list(args)
+    message = " ".join(error.message.split())
+    if error.code == grpc.StatusCode.UNAVAILABLE:
+        return f"cannot reach server {servers}: {message}"
+    if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer from {servers} within {args.timeout:g} s (--timeout): {message}"
+    return f"{error.code.name}: {message}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        format="poseaug: %(message)s", level=logging.INFO if args.verbose else logging.ERROR
+    )
+    try:
+        return args.handler(args)
+    except PoseAugError as error:
+        message = describe_error(error, args)
+    except CLIError as error:
+        message = str(error)
+    except OSError as error:
+        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
+    except KeyboardInterrupt:
+        return 130
+    print(f"poseaug: error: {message}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

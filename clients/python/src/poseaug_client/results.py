@@ -1,0 +1,125 @@
+"""What the client hands back: numpy arrays and small read-only records, no protobuf."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from poseaug.v1 import poseaug_pb2
+from poseaug_client.formats import format_name
+from poseaug_client.tensors import from_tensor
+
+#: The AugmentParameters fields, in the order the ops run.
+PARAMETER_NAMES = ("bone_angle_offsets", "bone_length_ratios", "rotation", "translation")
+
+
+class AugmentResult(NamedTuple):
+    """Augmented poses [M, 17, 3] (metres, absolute), their projections [M, 17, 2] (pixels)
+    and the parameters of the applied ops (name -> array with M rows). Row i * count + j is
+    augmentation j of source pose i."""
+
+    poses3d: np.ndarray
+    keypoints2d: np.ndarray
+    params: dict[str, np.ndarray]
+
+
+class AugmentChunk(NamedTuple):
+    """One streamed piece of a bulk augmentation: rows [offset, offset + len(poses3d))."""
+
+    offset: int
+    poses3d: np.ndarray
+    keypoints2d: np.ndarray
+    params: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model bundle as the server describes it (manifest parsed from JSON)."""
+
+    name: str
+    version: str
+    is_default: bool
+    joint_names: tuple[str, ...]
+    joint_parents: tuple[int, ...]
+    input_formats: tuple[str, ...]
+    providers: tuple[str, ...]
+    has_augmentor: bool
+    metrics: dict[str, float] = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_proto(cls, info: poseaug_pb2.ModelInfo) -> ModelInfo:
+        try:
+            manifest = json.loads(info.manifest_json) if info.manifest_json else {}
+        except json.JSONDecodeError:
+            manifest = {}
+        return cls(
+            name=info.name,
+            version=info.version,
+            is_default=info.is_default,
+            joint_names=tuple(info.joint_names),
+            joint_parents=tuple(info.joint_parents),
+            input_formats=tuple(format_name(f) for f in info.input_formats),
+            providers=tuple(info.providers),
+            has_augmentor=info.has_augmentor,
+            metrics=dict(sorted(info.metrics.items())),
+            manifest=manifest if isinstance(manifest, dict) else {},
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (the CLI's `models --json`)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "is_default": self.is_default,
+            "has_augmentor": self.has_augmentor,
+            "input_formats": list(self.input_formats),
+            "providers": list(self.providers),
+            "joint_names": list(self.joint_names),
+            "joint_parents": list(self.joint_parents),
+            "metrics": self.metrics,
+        }
+
+
+def lift_poses(response: poseaug_pb2.Lift2Dto3DResponse) -> np.ndarray:
+    """pose3d [n, 17, 3] of one response."""
+    return from_tensor(response.pose3d, "pose3d")
+
+
+def augment_result(response: poseaug_pb2.AugmentResponse) -> AugmentResult:
+    """Arrays of one AugmentResponse; parameters of ops that were not applied are left out."""
+    params = {
+        name: from_tensor(getattr(response.parameters, name), f"parameters.{name}")
+        for name in PARAMETER_NAMES
+        if response.parameters.HasField(name)
+    }
+    return AugmentResult(
+        from_tensor(response.poses3d, "poses3d"),
+        from_tensor(response.keypoints2d, "keypoints2d"),
+        params,
+    )
+
+
+def concat_augment(parts: list[AugmentResult]) -> AugmentResult:
+    """Join chunk results in order."""
+    if len(parts) == 1:
+        return parts[0]
+    names = [name for name in PARAMETER_NAMES if name in parts[0].params]
+    return AugmentResult(
+        np.concatenate([p.poses3d for p in parts]),
+        np.concatenate([p.keypoints2d for p in parts]),
+        {name: np.concatenate([p.params[name] for p in parts]) for name in names},
+    )
+
+
+def slice_chunk(chunk: AugmentChunk, skip: int) -> AugmentChunk:
+    """Drop the first `skip` rows of a chunk (already delivered before a retry)."""
+    return AugmentChunk(
+        chunk.offset + skip,
+        chunk.poses3d[skip:],
+        chunk.keypoints2d[skip:],
+        {name: value[skip:] for name, value in chunk.params.items()},
+    )

@@ -1,0 +1,3 @@
+"""The client version, in one place (the user agent sends it)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,222 @@
+"""Augment and StreamAugment: validated jobs computed lazily, row range by row range.
+
+A job is N source poses x `count` augmentations; output row i * count + j is augmentation j
+of source i. `AugmentJob.rows(start, stop)` computes any row range on its own (the noise is a
+pure function of seed, op and row, see noise.py), so the unary call and every stream chunking
+give identical rows, and a stream of millions of rows holds one chunk at a time.
+Work is bounded: at most `max_jobs` jobs are admitted (RESOURCE_EXHAUSTED beyond), and at most
+`slots` augmentor runs of at most `sub_chunk` rows execute at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from poseaug.v1 import poseaug_pb2
+from poseaug_service.camera import Camera, camera_from_proto, project
+from poseaug_service.errors import (
+    CancelledError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+)
+from poseaug_service.lifting import check_request_id, resolve_model
+from poseaug_service.noise import OP_BA, OP_BL, OP_RT, standard_normal
+from poseaug_service.runtime import AUGMENTOR_OUTPUTS, LoadedModel, ModelRepository
+from poseaug_service.tensors import to_array, to_tensor
+
+MAX_COUNT = 1024
+MAX_STREAM_ROWS = 2**31
+DEFAULT_CHUNK = 4096
+MAX_CHUNK = 65_536
+ROOT_RELATIVE_DEPTH = 5.0  # metres in front of the camera for root-relative sources
+_OP_INDEX = {
+    poseaug_pb2.AUGMENT_OP_BA: OP_BA,
+    poseaug_pb2.AUGMENT_OP_BL: OP_BL,
+    poseaug_pb2.AUGMENT_OP_RT: OP_RT,
+}
+# float32 values per output row: pose3d, keypoints2d, then parameters of BA, BL, RT.
+_ROW_FLOATS = (17 * 3, 17 * 2)
+_PARAM_FLOATS = (16 * 3, 16, 3 + 3)
+
+
+@dataclass(frozen=True)
+class AugmentJob:
+    """A validated augmentation request."""
+
+    model: LoadedModel
+    poses: np.ndarray  # [N, 17, 3] root-relative
+    roots: np.ndarray  # [N, 3]
+    count: int
+    seed: int
+    ops: np.ndarray  # [3] float32 of 0/1
+    camera: Camera
+    request_id: str
+
+    @property
+    def total(self) -> int:
+        return self.poses.shape[0] * self.count
+
+    def response_bytes(self, rows: int) -> int:
+        floats = sum(_ROW_FLOATS) + sum(
+            f for f, on in zip(_PARAM_FLOATS, self.ops, strict=True) if on
+        )
+        return 4 * floats * rows
+
+    def rows(self, start: int, stop: int, run: Callable[[dict], list]) -> dict[str, np.ndarray]:
+        """Compute output rows [start, stop); `run` executes the augmentor on a feed dict."""
+        n = stop - start
+        if self.count == 1:
+            pose, root = self.poses[start:stop], self.roots[start:stop]
+        else:
+            src = np.arange(start, stop) // self.count
+            pose, root = self.poses[src], self.roots[src]
+        dims = self.model.noise_dims
+        noise = [
+            standard_normal(self.seed, op, start, n, d)
+            if self.ops[op]
+            else np.zeros((n, d), np.float32)
+            for op, d in enumerate(dims)
+        ]
+        feeds = {
+            "pose3d": np.ascontiguousarray(pose),
+            "root": np.ascontiguousarray(root),
+            "noise_ba": noise[OP_BA],
+            "noise_bl": noise[OP_BL],
+            "noise_rt": noise[OP_RT],
+            "ops": self.ops,
+        }
+        out = dict(zip(AUGMENTOR_OUTPUTS, run(feeds), strict=True))
+        out["keypoints2d"] = project(out["pose3d_aug"], self.camera)
+        return out
+
+    def response(self, out: dict[str, np.ndarray]) -> poseaug_pb2.AugmentResponse:
+        params = poseaug_pb2.AugmentParameters()
+        if self.ops[OP_BA]:
+            params.bone_angle_offsets.CopyFrom(to_tensor(out["bone_angle_offsets"]))
+        if self.ops[OP_BL]:
+            params.bone_length_ratios.CopyFrom(to_tensor(out["bone_length_ratios"]))
+        if self.ops[OP_RT]:
+            params.rotation.CopyFrom(to_tensor(out["rotation"]))
+            params.translation.CopyFrom(to_tensor(out["translation"]))
+        return poseaug_pb2.AugmentResponse(
+            poses3d=to_tensor(out["pose3d_aug"]),
+            keypoints2d=to_tensor(out["keypoints2d"]),
+            parameters=params,
+            model=self.model.name,
+            model_version=self.model.version,
+            request_id=self.request_id,
+        )
+
+
+def _ops(values, prefix: str) -> np.ndarray:
+    ops = np.zeros(3, dtype=np.float32)
+    if not values:
+        ops[:] = 1.0
+    for i, v in enumerate(values):
+        if v not in _OP_INDEX:
+            raise InvalidArgumentError(f"{prefix}ops[{i}]", f"not an operation: {v}")
+        ops[_OP_INDEX[v]] = 1.0
+    return ops
+
+
+def parse_augment(
+    req: poseaug_pb2.AugmentRequest, repo: ModelRepository, max_rows: int, prefix: str = ""
+) -> AugmentJob:
+    """Validate `req` (max_rows bounds N * count); raises InvalidArgumentError naming the field."""
+    check_request_id(req.request_id, prefix)
+    model = resolve_model(repo, req.model, prefix)
+    if model.augmentor is None:
+        raise FailedPreconditionError(f"{prefix}model", f"bundle {model.name!r} has no augmentor")
+    if req.count > MAX_COUNT:
+        raise InvalidArgumentError(f"{prefix}count", f"must be 0..{MAX_COUNT}, got {req.count}")
+    count = max(1, req.count)
+    if req.seed < 0:
+        raise InvalidArgumentError(f"{prefix}seed", f"must be in [0, 2^63), got {req.seed}")
+    ops = _ops(req.ops, prefix)
+    camera = camera_from_proto(req.camera, f"{prefix}camera")
+    if not req.HasField("poses3d"):
+        raise InvalidArgumentError(f"{prefix}poses3d", "is required")
+    shape = list(req.poses3d.shape)
+    if shape and shape[0] * count > max_rows:
+        raise InvalidArgumentError(
+            f"{prefix}count",
+            f"N * count = {shape[0]} * {count} = {shape[0] * count} output poses exceeds the "
+            f"limit of {max_rows} (poses3d has N = {shape[0]})",
+        )
+    poses = to_array(req.poses3d, f"{prefix}poses3d", rank=3, fixed={1: 17, 2: 3})
+    root = poses[:, 0, :]
+    at_origin = ~root.any(axis=1)
+    behind = np.flatnonzero(~at_origin & (root[:, 2] <= 0))
+    if behind.size:
+        raise InvalidArgumentError(
+            f"{prefix}poses3d.data",
+            f"pose {int(behind[0])}: joint 0 must be at the origin (root-relative) or in front "
+            f"of the camera (z > 0), got {root[behind[0]].tolist()}",
+        )
+    roots = np.where(at_origin[:, None], np.float32([0.0, 0.0, ROOT_RELATIVE_DEPTH]), root)
+    relative = poses - root[:, None, :]
+    return AugmentJob(
+        model=model,
+        poses=relative.astype(np.float32, copy=False),
+        roots=roots.astype(np.float32),
+        count=count,
+        seed=int(req.seed),
+        ops=ops,
+        camera=camera,
+        request_id=req.request_id,
+    )
+
+
+class AugmentEngine:
+    """Runs augmentation jobs in bounded sub-chunks with bounded concurrency."""
+
+    def __init__(self, max_jobs: int, slots: int, sub_chunk: int, on_run=None) -> None:
+        self._max_jobs = max_jobs
+        self._jobs = 0
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(slots)
+        self._sub_chunk = sub_chunk
+        self._on_run = on_run or (lambda model, n: None)
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Admit one job or raise ResourceExhaustedError when max_jobs are already running."""
+        with self._lock:
+            if self._jobs >= self._max_jobs:
+                raise ResourceExhaustedError(
+                    "", f"too many augmentation jobs ({self._max_jobs}); retry later"
+                )
+            self._jobs += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._jobs -= 1
+
+    def compute(
+        self, job: AugmentJob, start: int, stop: int, is_active: Callable[[], bool]
+    ) -> dict[str, np.ndarray]:
+        """Rows [start, stop) of `job`, run in sub-chunks; stops early if the caller left."""
+        session = job.model.augmentor
+        assert session is not None
+
+        def run(feeds: dict) -> list:
+            with self._slots:
+                return session.run(list(AUGMENTOR_OUTPUTS), feeds)
+
+        parts = []
+        for a in range(start, stop, self._sub_chunk):
+            if not is_active():
+                raise CancelledError("", "call cancelled or deadline exceeded")
+            b = min(stop, a + self._sub_chunk)
+            parts.append(job.rows(a, b, run))
+            self._on_run(job.model.name, b - a)
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -1,0 +1,249 @@
+"""Dynamic batching: many callers' poses merged into one ONNX Runtime run.
+
+Callers `submit` a request of n rows and wait on it; worker threads own every session run.
+A worker takes requests from the queue head until it has `max_batch` rows. It waits for more
+callers (at most `max_delay_s` after the oldest request arrived) only while fewer requests are
+queued than its previous batch served: callers that just got answers usually come back, while a
+lone caller is never held back by the delay. A request larger than
+the room left is split: its remaining rows go to the back of the queue, so a bulk request is
+processed in `max_batch` chunks while small requests keep getting turns. The queue holds at
+most `max_queue` requests; beyond that `submit` raises ResourceExhaustedError instead of growing.
+Requests whose caller has gone (cancelled, deadline passed) are dropped before they run.
+A request may bring its own `run` (the session of the model version it was parsed with): a
+batch only merges requests with the same `run`, so a model reload never mixes versions in one
+run and in-flight requests finish on the sessions they started with.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from poseaug_service.errors import (
+    CancelledError,
+    ResourceExhaustedError,
+    ServiceError,
+    UnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+RunFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class BatchStats:
+    """Hooks for metrics: called with each run's size and each request's queue delay."""
+
+    on_batch: Callable[[int], None] = lambda n: None
+    on_queue_delay: Callable[[float], None] = lambda s: None
+    on_depth: Callable[[int], None] = lambda d: None
+
+
+@dataclass(eq=False)
+class Pending:
+    """One caller's request travelling through the batcher."""
+
+    inputs: np.ndarray
+    is_active: Callable[[], bool]
+    run: RunFn
+    enqueued_at: float = field(default_factory=time.perf_counter)
+    outputs: np.ndarray | None = None
+    next_row: int = 0
+    done_rows: int = 0
+    started: bool = False
+    cancelled: bool = False
+    error: ServiceError | BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def rows(self) -> int:
+        return self.inputs.shape[0]
+
+
+class DynamicBatcher:
+    """Queue + worker threads around one `run` function (for example an ORT lifter session)."""
+
+    def __init__(
+        self,
+        run: RunFn,
+        max_batch: int,
+        max_delay_s: float,
+        max_queue: int,
+        workers: int = 1,
+        stats: BatchStats | None = None,
+        name: str = "batcher",
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._max_delay = max_delay_s
+        self._max_queue = max_queue
+        self._stats = stats or BatchStats()
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._queued_rows = 0
+        self._last_requests = 1
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    # --- caller side -------------------------------------------------------------------
+    def submit(
+        self,
+        inputs: np.ndarray,
+        is_active: Callable[[], bool] = lambda: True,
+        run: RunFn | None = None,
+    ) -> Pending:
+        """Queue `inputs` [n, ...] for `run` (default: the batcher's); raises
+        ResourceExhaustedError when the queue is full."""
+        pending = Pending(inputs=inputs, is_active=is_active, run=run or self._run)
+        with self._cond:
+            if self._closed:
+                raise UnavailableError("", "server is shutting down")
+            if len(self._queue) >= self._max_queue:
+                raise ResourceExhaustedError(
+                    "", f"server queue is full ({self._max_queue} pending requests); retry later"
+                )
+            self._queue.append(pending)
+            self._queued_rows += pending.rows
+            self._stats.on_depth(len(self._queue))
+            self._cond.notify()
+        return pending
+
+    def cancel(self, pending: Pending) -> None:
+        """Drop the rest of a request (its caller went away); safe to call at any time."""
+        with self._cond:
+            if pending.done.is_set():
+                return
+            pending.cancelled = True
+            pending.error = CancelledError("", "call cancelled or deadline exceeded")
+            pending.done.set()
+
+    def wait(self, pending: Pending, timeout: float | None = None) -> np.ndarray:
+        """Block until the request's rows are all computed; returns [n, ...] outputs."""
+        if not pending.done.wait(timeout):
+            self.cancel(pending)
+            raise CancelledError("", "deadline exceeded while queued")
+        if pending.error is not None:
+            raise pending.error
+        assert pending.outputs is not None
+        return pending.outputs
+
+    def run(self, inputs: np.ndarray, is_active: Callable[[], bool] = lambda: True) -> np.ndarray:
+        return self.wait(self.submit(inputs, is_active))
+
+    def close(self) -> None:
+        """Stop the workers after the queue drains; later submits get UNAVAILABLE."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()
+
+    # --- worker side -------------------------------------------------------------------
+    def _take_batch(self) -> list[tuple[Pending, int, int]] | None:
+        """Under the lock: wait for work, then cut up to max_batch rows from the queue head."""
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            if self._max_delay > 0:
+                deadline = self._queue[0].enqueued_at + self._max_delay
+                while (
+                    self._queued_rows < self._max_batch
+                    and len(self._queue) < self._last_requests
+                    and not self._closed
+                ):
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            parts: list[tuple[Pending, int, int]] = []
+            room = self._max_batch
+            now = time.perf_counter()
+            while room > 0 and self._queue:
+                p = self._queue.popleft()
+                if parts and p.run != parts[0][0].run and not p.cancelled:
+                    self._queue.appendleft(p)  # another model version: it starts the next run
+                    break
+                start = p.next_row
+                left = p.rows - start
+                if p.cancelled or not p.is_active():
+                    self._queued_rows -= left
+                    if not p.cancelled:
+                        p.cancelled = True
+                        p.error = CancelledError("", "call cancelled or deadline exceeded")
+                        p.done.set()
+                    continue
+                if not p.started:
+                    p.started = True
+                    self._stats.on_queue_delay(now - p.enqueued_at)
+                take = min(room, left)
+                p.next_row = start + take
+                self._queued_rows -= take
+                room -= take
+                parts.append((p, start, start + take))
+                if p.next_row < p.rows:
+                    self._queue.append(p)  # the rest waits its turn behind other callers
+            self._stats.on_depth(len(self._queue))
+            self._last_requests = len(parts)
+            return parts
+
+    def _work(self) -> None:
+        while True:
+            parts = self._take_batch()
+            if parts is None:
+                return
+            if not parts:
+                continue
+            try:
+                if len(parts) == 1:
+                    p, a, b = parts[0]
+                    x = p.inputs[a:b]
+                else:
+                    x = np.concatenate([p.inputs[a:b] for p, a, b in parts])
+                y = parts[0][0].run(np.ascontiguousarray(x))
+                self._stats.on_batch(len(x))
+            except Exception as exc:  # a failed run fails exactly the callers in it
+                log.exception("batch run failed")
+                with self._cond:
+                    for p, _, _ in parts:
+                        if not p.done.is_set():
+                            p.error = exc
+                            p.cancelled = True
+                            p.done.set()
+                continue
+            self._scatter(parts, y)
+
+    def _scatter(self, parts: list[tuple[Pending, int, int]], y: np.ndarray) -> None:
+        offset = 0
+        for p, a, b in parts:
+            n = b - a
+            piece = y[offset : offset + n]
+            offset += n
+            if p.cancelled:
+                continue
+            if a == 0 and n == p.rows:
+                p.outputs = piece
+            else:
+                if p.outputs is None:
+                    with self._cond:
+                        if p.outputs is None:
+                            p.outputs = np.empty((p.rows, *y.shape[1:]), dtype=y.dtype)
+                p.outputs[a:b] = piece
+            with self._cond:
+                p.done_rows += n
+                finished = p.done_rows == p.rows
+            if finished:
+                p.done.set()

@@ -1,0 +1,167 @@
+"""Model bundles on disk: find them, read manifest.json, and check every file's sha256.
+
+The manifest is the whole training/service interface (see models/README.md); a bundle whose
+bytes do not match it, or whose format_version is unknown, is refused rather than served.
+The verified bytes are kept (`Bundle.blobs`) and the ONNX Runtime sessions are built from
+them, so a file replaced between the hash check and the session load can never be served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUPPORTED_FORMAT_VERSIONS = (1,)
+MANIFEST = "manifest.json"
+_HASH_BLOCK = 1 << 20
+
+
+class BundleError(Exception):
+    """A bundle that cannot be served; the message says which bundle and why."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: its folder, parsed manifest and raw manifest text."""
+
+    name: str
+    path: Path
+    manifest: dict[str, Any]
+    manifest_text: str
+    blobs: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", ""))
+
+    @property
+    def is_default(self) -> bool:
+        return bool(self.manifest.get("default", False))
+
+    @property
+    def lifter_name(self) -> str:
+        return self.manifest["lifter"].get("file", "lifter.onnx")
+
+    @property
+    def lifter_file(self) -> Path:
+        return self.path / self.lifter_name
+
+    @property
+    def augmentor(self) -> dict[str, Any] | None:
+        return self.manifest.get("augmentor")
+
+    @property
+    def augmentor_name(self) -> str | None:
+        aug = self.augmentor
+        return None if aug is None else aug.get("file", "augmentor.onnx")
+
+    @property
+    def augmentor_file(self) -> Path | None:
+        name = self.augmentor_name
+        return None if name is None else self.path / name
+
+
+def find_bundle_dirs(models_dir: Path) -> list[Path]:
+    """Sub-folders holding a manifest.json, sorted by name for a stable default order.
+
+    Hidden folders (a leading dot) are skipped: a new bundle can be staged as `.name.tmp` and
+    renamed into place, and Kubernetes volumes keep their `..data` internals there.
+    """
+    if not models_dir.is_dir():
+        return []
+    return sorted(
+        p for p in models_dir.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file()
+    )
+
+
+def fingerprint(path: Path) -> tuple:
+    """Size and mtime of every file of a bundle folder: changes whenever any file does."""
+    stamps = []
+    for entry in sorted(path.iterdir()):
+        try:
+            st = entry.stat()
+        except OSError:
+            continue
+        stamps.append((entry.name, st.st_size, st.st_mtime_ns))
+    return tuple(stamps)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _require(cond: bool, name: str, message: str) -> None:
+    if not cond:
+        raise BundleError(f"bundle {name!r}: {message}")
+
+
+def load_bundle(path: Path) -> Bundle:
+    """Parse and verify one bundle folder; raises BundleError naming the problem."""
+    name = path.name
+    text = (path / MANIFEST).read_text(encoding="utf-8")
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"bundle {name!r}: manifest.json is not valid JSON ({exc})") from exc
+    _require(isinstance(manifest, dict), name, "manifest.json must hold a JSON object")
+    version = manifest.get("format_version")
+    _require(
+        version in SUPPORTED_FORMAT_VERSIONS,
+        name,
+        f"unknown manifest format_version {version!r} (this server reads "
+        f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
+    )
+    lifter = manifest.get("lifter")
+    _require(isinstance(lifter, dict), name, "manifest has no 'lifter' object")
+    augmentor = manifest.get("augmentor")
+    _require(
+        augmentor is None or isinstance(augmentor, dict),
+        name,
+        "'augmentor' must be an object or null",
+    )
+    if augmentor is not None:
+        dims = augmentor.get("noise_dims")
+        _require(
+            isinstance(dims, dict)
+            and all(isinstance(dims.get(k), int) and dims[k] >= 1 for k in ("ba", "bl", "rt")),
+            name,
+            "augmentor.noise_dims must give positive integers ba, bl and rt",
+        )
+    files = manifest.get("files")
+    _require(isinstance(files, dict) and files, name, "manifest has no 'files' table")
+    needed = {lifter.get("file", "lifter.onnx")}
+    if augmentor is not None:
+        needed.add(augmentor.get("file", "augmentor.onnx"))
+    missing = needed - set(files)
+    _require(not missing, name, f"'files' lacks an entry (sha256) for {sorted(missing)}")
+    blobs = {}
+    for file_name, entry in files.items():
+        _require(
+            isinstance(file_name, str) and Path(file_name).name == file_name and file_name != "..",
+            name,
+            f"files[{file_name!r}]: a bundle file is named without folders",
+        )
+        file_path = path / file_name
+        _require(file_path.is_file(), name, f"file {file_name} is missing")
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        _require(isinstance(expected, str), name, f"files[{file_name!r}] has no sha256")
+        if file_name in needed:
+            data = file_path.read_bytes()
+            actual = hashlib.sha256(data).hexdigest()
+            blobs[file_name] = data
+        else:
+            actual = sha256_of(file_path)
+        _require(
+            actual == expected.lower(),
+            name,
+            f"sha256 mismatch for {file_name}: manifest says {expected}, file has {actual}",
+        )
+    return Bundle(name=name, path=path, manifest=manifest, manifest_text=text, blobs=blobs)

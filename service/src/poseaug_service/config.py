@@ -1,0 +1,222 @@
+"""Server settings: one dataclass filled from the command line, so tests and the bench can
+start the real server with exactly the flags an operator would use."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MAX_POSES_PER_REQUEST = 1_048_576
+DEFAULT_MAX_MESSAGE_MB = 256
+TOKEN_ENV = "POSEAUG_TOKEN"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `poseaug-serve` can be told; defaults suit a 2-core CPU host and a GPU alike."""
+
+    models: Path
+    host: str = "127.0.0.1"
+    port: int = 50051
+    metrics_port: int = 0
+    default_model: str = ""
+    providers: str = "auto"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    ort_spinning: bool = False
+    grpc_workers: int = 64
+    max_concurrent_rpcs: int = 1024
+    batch_workers: int = 1
+    max_batch: int = 1024
+    max_queue_delay_us: int = 2000
+    max_queue: int = 256
+    max_poses_per_request: int = DEFAULT_MAX_POSES_PER_REQUEST
+    max_message_mb: int = DEFAULT_MAX_MESSAGE_MB
+    grace_s: float = 30.0
+    log_level: str = "INFO"
+    health_port: int = 0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    token_file: Path | None = None
+    reload_interval_s: float = 0.0
+    max_connection_age_s: float = 0.0
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_message_mb * 1024 * 1024
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="poseaug-serve",
+        description="Serve PoseAug model bundles (lifting and augmentation) over gRPC.",
+    )
+    p.add_argument("--models", type=Path, default=Path("models"), help="model repository folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (gRPC and metrics)")
+    p.add_argument("--port", type=int, default=50051, help="gRPC port (0 picks a free one)")
+    p.add_argument("--metrics-port", type=int, default=0, help="Prometheus HTTP port; 0 disables")
+    p.add_argument("--default-model", default="", help="overrides the manifest's default flag")
+    p.add_argument(
+        "--providers",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="ONNX Runtime providers: auto = CUDA when it loads, else CPU; cuda = fail without it",
+    )
+    p.add_argument("--intra-op-threads", type=int, default=0, help="ORT intra-op threads; 0 = ORT")
+    p.add_argument("--inter-op-threads", type=int, default=0, help="ORT inter-op threads; 0 = ORT")
+    p.add_argument(
+        "--ort-spinning",
+        action="store_true",
+        help="let ORT threads spin between runs (faster on idle hosts, steals CPU from gRPC)",
+    )
+    p.add_argument("--grpc-workers", type=int, default=64, help="gRPC handler threads")
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=1024,
+        help="RPCs admitted at once; gRPC answers RESOURCE_EXHAUSTED beyond it",
+    )
+    p.add_argument("--batch-workers", type=int, default=1, help="threads running ORT sessions")
+    p.add_argument(
+        "--max-batch", type=int, default=1024, help="poses per ORT run (1 = no batching)"
+    )
+    p.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=2000,
+        help="longest wait for more callers before a batch runs, microseconds; a worker only "
+        "waits while fewer requests are queued than its previous batch held, so a lone caller "
+        "never waits (0 = never wait)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=256,
+        help="pending lift requests per model, and augmentation jobs; RESOURCE_EXHAUSTED beyond",
+    )
+    p.add_argument(
+        "--max-poses-per-request",
+        type=int,
+        default=DEFAULT_MAX_POSES_PER_REQUEST,
+        help="largest N (Lift2Dto3D) and N*count (Augment) of a unary request",
+    )
+    p.add_argument(
+        "--max-message-mb",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_MB,
+        help="gRPC max receive/send message size, MiB",
+    )
+    p.add_argument("--grace-s", type=float, default=30.0, help="drain time for in-flight calls")
+    p.add_argument("--log-level", default="INFO", help="Python logging level")
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=0,
+        help="extra plaintext port serving only grpc.health.v1 (for kubelet gRPC probes and "
+        "Docker HEALTHCHECK, which cannot do TLS or tokens); 0 = none",
+    )
+    sec = p.add_argument_group("security")
+    sec.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate chain")
+    sec.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
+    sec.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="PEM",
+        help="CA bundle for client certificates: turns on mutual TLS (clients without a "
+        "certificate signed by it are refused during the handshake)",
+    )
+    sec.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help=f"bearer tokens, one per line, required on every RPC except grpc.health.v1; "
+        f"re-read when it changes (default: ${TOKEN_ENV}; neither = no token check)",
+    )
+    ops = p.add_argument_group("operations")
+    ops.add_argument(
+        "--reload-interval-s",
+        type=float,
+        default=0.0,
+        help="rescan --models this often and swap in new or changed bundles once they load "
+        "and verify; 0 = only on SIGHUP",
+    )
+    ops.add_argument(
+        "--max-connection-age-s",
+        type=float,
+        default=0.0,
+        help="close client connections after this age (GOAWAY) so clients re-resolve DNS and "
+        "spread over new replicas; 0 = never",
+    )
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> ServerConfig:
+    """Parse and sanity-check flags; argparse exits with a usage message on bad values."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    positive = {
+        "--grpc-workers": a.grpc_workers,
+        "--batch-workers": a.batch_workers,
+        "--max-batch": a.max_batch,
+        "--max-queue": a.max_queue,
+        "--max-poses-per-request": a.max_poses_per_request,
+        "--max-message-mb": a.max_message_mb,
+        "--max-concurrent-rpcs": a.max_concurrent_rpcs,
+    }
+    for flag, value in positive.items():
+        if value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+    non_negative = {
+        "--metrics-port": a.metrics_port,
+        "--port": a.port,
+        "--intra-op-threads": a.intra_op_threads,
+        "--inter-op-threads": a.inter_op_threads,
+        "--max-queue-delay-us": a.max_queue_delay_us,
+        "--grace-s": a.grace_s,
+        "--health-port": a.health_port,
+        "--reload-interval-s": a.reload_interval_s,
+        "--max-connection-age-s": a.max_connection_age_s,
+    }
+    for flag, value in non_negative.items():
+        if value < 0:
+            parser.error(f"{flag} must be >= 0, got {value}")
+    if (a.tls_cert is None) != (a.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if a.tls_client_ca is not None and a.tls_cert is None:
+        parser.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+    if a.health_port and a.health_port == a.port:
+        parser.error("--health-port must differ from --port")
+    return ServerConfig(
+        models=a.models,
+        host=a.host,
+        port=a.port,
+        metrics_port=a.metrics_port,
+        default_model=a.default_model,
+        providers=a.providers,
+        intra_op_threads=a.intra_op_threads,
+        inter_op_threads=a.inter_op_threads,
+        ort_spinning=a.ort_spinning,
+        grpc_workers=a.grpc_workers,
+        max_concurrent_rpcs=a.max_concurrent_rpcs,
+        batch_workers=a.batch_workers,
+        max_batch=a.max_batch,
+        max_queue_delay_us=a.max_queue_delay_us,
+        max_queue=a.max_queue,
+        max_poses_per_request=a.max_poses_per_request,
+        max_message_mb=a.max_message_mb,
+        grace_s=a.grace_s,
+        log_level=a.log_level,
+        health_port=a.health_port,
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key,
+        tls_client_ca=a.tls_client_ca,
+        token_file=a.token_file,
+        reload_interval_s=a.reload_interval_s,
+        max_connection_age_s=a.max_connection_age_s,
+    )

@@ -1,0 +1,148 @@
+"""Keypoint layouts the server accepts, mapped to Human3.6M-17 by one matrix per format.
+
+Each format is a [17, K] matrix W with out = W @ keypoints, so a whole batch (and its scores)
+maps in one vectorized matmul. COCO follows MMPose's coco->h36m conversion, MPII the
+3d-pose-baseline Stacked Hourglass convention (see the proto's KeypointFormat comments).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poseaug.v1 import poseaug_pb2
+
+H36M_JOINT_NAMES: tuple[str, ...] = (
+    "hip",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "spine",
+    "thorax",
+    "neck_nose",
+    "head",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+)
+H36M_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+NUM_JOINTS = 17
+
+COCO_NAMES: tuple[str, ...] = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+MPII_NAMES: tuple[str, ...] = (
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "pelvis",
+    "thorax",
+    "upper_neck",
+    "head_top",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+)
+
+_LIMBS = (
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+)
+
+
+def _matrix(source: tuple[str, ...], recipe: dict[str, dict[str, float]]) -> np.ndarray:
+    """Build W[17, K] from {h36m joint: {source joint: weight}}; limbs map by name."""
+    w = np.zeros((NUM_JOINTS, len(source)), dtype=np.float32)
+    for limb in _LIMBS:
+        w[H36M_JOINT_NAMES.index(limb), source.index(limb)] = 1.0
+    for joint, parts in recipe.items():
+        for name, weight in parts.items():
+            w[H36M_JOINT_NAMES.index(joint), source.index(name)] += weight
+    return w
+
+
+_COCO_TO_H36M = _matrix(
+    COCO_NAMES,
+    {
+        "hip": {"left_hip": 0.5, "right_hip": 0.5},
+        "thorax": {"left_shoulder": 0.5, "right_shoulder": 0.5},
+        # spine = mean(pelvis, thorax)
+        "spine": {
+            "left_hip": 0.25,
+            "right_hip": 0.25,
+            "left_shoulder": 0.25,
+            "right_shoulder": 0.25,
+        },
+        "head": {"left_eye": 0.5, "right_eye": 0.5},
+        "neck_nose": {"nose": 1.0},
+    },
+)
+_MPII_TO_H36M = _matrix(
+    MPII_NAMES,
+    {
+        "hip": {"pelvis": 1.0},
+        "spine": {"pelvis": 0.5, "thorax": 0.5},
+        "thorax": {"thorax": 1.0},
+        "neck_nose": {"upper_neck": 1.0},
+        "head": {"head_top": 1.0},
+    },
+)
+
+# format enum -> (K, matrix or None for identity, printable name)
+FORMATS: dict[int, tuple[int, np.ndarray | None, str]] = {
+    poseaug_pb2.KEYPOINT_FORMAT_UNSPECIFIED: (17, None, "H36M_17"),
+    poseaug_pb2.KEYPOINT_FORMAT_H36M_17: (17, None, "H36M_17"),
+    poseaug_pb2.KEYPOINT_FORMAT_COCO_17: (17, _COCO_TO_H36M, "COCO_17"),
+    poseaug_pb2.KEYPOINT_FORMAT_MPII_16: (16, _MPII_TO_H36M, "MPII_16"),
+}
+INPUT_FORMATS = (
+    poseaug_pb2.KEYPOINT_FORMAT_H36M_17,
+    poseaug_pb2.KEYPOINT_FORMAT_COCO_17,
+    poseaug_pb2.KEYPOINT_FORMAT_MPII_16,
+)
+
+
+def to_h36m(values: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
+    """Map [N, K, C] keypoints (or [N, K] scores) of a format to H36M-17 order, float32."""
+    if matrix is None:
+        return values
+    if values.ndim == 2:
+        return values @ matrix.T
+    return np.matmul(matrix, values)

@@ -1,0 +1,79 @@
+"""Prometheus metrics on their own registry and HTTP port (prometheus-client).
+
+Served names (all prefixed `poseaug_`): requests_total and errors_total by method and gRPC
+code, request_latency_seconds by method, batch_size (poses per ORT run), queue_delay_seconds,
+poses_total by method (rate() gives poses/s), inflight_requests, queue_depth.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from poseaug_service.batcher import BatchStats
+
+log = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
+_DELAY_BUCKETS = (1e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1, 5)
+
+
+class Metrics:
+    """All server metrics; a fresh registry per server keeps tests and processes apart."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "poseaug_requests",
+            "RPCs finished, by method and gRPC code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "poseaug_errors",
+            "RPCs finished with a code other than OK",
+            ["method", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "poseaug_request_latency_seconds",
+            "Wall time of an RPC in the server",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "poseaug_batch_size",
+            "Poses per ONNX Runtime run",
+            ["model", "kind"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.queue_delay = Histogram(
+            "poseaug_queue_delay_seconds",
+            "Time from a request's arrival in the batch queue to its first run",
+            ["model"],
+            buckets=_DELAY_BUCKETS,
+            registry=r,
+        )
+        self.poses = Counter(
+            "poseaug_poses", "Output poses produced, by method", ["method"], registry=r
+        )
+        self.inflight = Gauge("poseaug_inflight_requests", "RPCs being handled", registry=r)
+        self.queue_depth = Gauge(
+            "poseaug_queue_depth", "Requests waiting in the lift batch queue", ["model"], registry=r
+        )
+
+    def batch_stats(self, model: str) -> BatchStats:
+        batch = self.batch_size.labels(model=model, kind="lift")
+        delay = self.queue_delay.labels(model=model)
+        depth = self.queue_depth.labels(model=model)
+        return BatchStats(on_batch=batch.observe, on_queue_delay=delay.observe, on_depth=depth.set)
+
+    def serve(self, host: str, port: int) -> None:
+        """Expose /metrics on host:port (daemon thread)."""
+        start_http_server(port, addr=host, registry=self.registry)
+        log.info("Prometheus metrics on http://%s:%d/metrics", host, port)

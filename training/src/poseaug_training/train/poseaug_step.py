@@ -1,0 +1,228 @@
+"""One step of PoseAug's Algorithm 1: update the augmentor A, the discriminators D, the estimator P.
+
+Follows the official implementation (jfzhang95/PoseAug) where the paper is silent:
+- A's loss: LSGAN adversarial terms from the part-aware KCS 3D discriminator (on the BA output)
+  and the 2D discriminator (on the projected RT output), the BA/BL regularizers, and - after
+  the GAN-only warm-up - the error feedback on the BA and RT outputs with per-op hard ratios.
+- D is updated every `d_every` steps on fakes drawn through history pools.
+- P is fed the source batch and the augmented (RT, in-image) batch alternately.
+
+Differences from the official code, all chosen for cost on small hardware: the feedback terms
+use half of the batch each (BA on the first half, RT on the second), and P sees augmented pairs
+step by step instead of an epoch-end buffer. Both are recorded in the training config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as tdist
+from torch import nn
+
+from poseaug_training.data.camera import inside_image, normalize_screen, project_to_pixels
+from poseaug_training.data.pairs import PoseSet
+from poseaug_training.poseaug.augmentor import Augmentor
+from poseaug_training.poseaug.history_pool import HistoryPool
+from poseaug_training.poseaug.kcs_discriminator import KCSDiscriminator
+from poseaug_training.poseaug.losses import (
+    GeneratorLossWeights,
+    feedback_pose_error,
+    feedback_terms,
+    generator_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    regularizer_terms,
+)
+from poseaug_training.poseaug.pose2d_discriminator import Pose2DDiscriminator
+from poseaug_training.poseaug.schedules import HardRatio, HardRatioSchedule
+from poseaug_training.train.trainer import Trainer, linear_decay
+
+
+class GeneratorState:
+    """A torch.Generator with the state_dict interface the checkpoints use."""
+
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(
+            state["state"].cpu() if hasattr(state["state"], "cpu") else state["state"]
+        )
+
+
+def hard_ratio_schedule(cfg) -> HardRatioSchedule:
+    """Official per-op hard ratios by default; --hard-ratio-{ba,bl,rt} override each."""
+    base = HardRatioSchedule()
+    ops = {}
+    for op in ("ba", "bl", "rt"):
+        given = getattr(cfg, f"hard_ratio_{op}")
+        official = base.ratio(op)
+        ops[op] = HardRatio(*given, official.tolerance) if given else official
+    if cfg.hard_ratio_paper:
+        return HardRatioSchedule.paper()
+    return HardRatioSchedule(**ops)
+
+
+def average_gradients(module: nn.Module) -> None:
+    """All-reduce mean of gradients for modules not wrapped in DDP (A and D run several
+    forward passes per step, which DDP's reducer does not allow)."""
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return
+    world = tdist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            tdist.all_reduce(p.grad)
+            p.grad /= world
+
+
+class PoseAugStep:
+    """Callable step for Trainer.fit; owns A, D, their optimizers and the history pools."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        cfg = trainer.cfg
+        self.t = trainer
+        dev = trainer.device
+        torch.manual_seed(cfg.seed + 1)
+        self.augmentor = Augmentor().to(dev)
+        self.d3d = KCSDiscriminator().to(dev)
+        self.d2d = Pose2DDiscriminator().to(dev)
+        if trainer.dist.enabled:  # same initial weights on every rank
+            for m in (self.augmentor, self.d3d, self.d2d):
+                for p in m.state_dict().values():
+                    tdist.broadcast(p, 0)
+        self.opt_g = torch.optim.Adam(self.augmentor.parameters(), lr=cfg.aug_lr)
+        self.opt_d = torch.optim.Adam(
+            list(self.d3d.parameters()) + list(self.d2d.parameters()), lr=cfg.d_lr
+        )
+        self.sched_g = linear_decay(self.opt_g, trainer.total_steps)
+        self.sched_d = linear_decay(self.opt_d, trainer.total_steps)
+        self.pool3d = HistoryPool(cfg.pool_size, seed=cfg.seed + 2)
+        self.pool2d = HistoryPool(cfg.pool_size, seed=cfg.seed + 3)
+        self.noise = GeneratorState(cfg.seed * 7919 + trainer.dist.rank, dev)
+        self.schedule = hard_ratio_schedule(cfg)
+        self.weights = GeneratorLossWeights(
+            adv_2d=cfg.w_adv2d,
+            adv_3d=cfg.w_adv3d,
+            regularizer=cfg.w_reg,
+            feedback_ba=cfg.w_feedback_ba,
+            feedback_rt=cfg.w_feedback_rt,
+        )
+        trainer.extra.update(
+            augmentor=self.augmentor,
+            d3d=self.d3d,
+            d2d=self.d2d,
+            opt_g=self.opt_g,
+            opt_d=self.opt_d,
+            sched_g=self.sched_g,
+            sched_d=self.sched_d,
+            pool3d=self.pool3d,
+            pool2d=self.pool2d,
+            noise=self.noise,
+        )
+
+    def __call__(self, batch: PoseSet, epoch: int, step: int) -> dict[str, float]:
+        cfg = self.t.cfg
+        warm = epoch < cfg.warmup_epochs
+        frac = (epoch + step / self.t.steps_per_epoch) / max(1, cfg.epochs)
+        logs: dict[str, float] = {}
+
+        # --- A: augmentor ----------------------------------------------------------------
+        self.augmentor.train()
+        n = len(batch)
+        noise = self.augmentor.sample_noise(n, generator=self.noise.generator)
+        out = self.augmentor(batch.pose3d, batch.root, *noise)
+        pix_ba = project_to_pixels(out.pose_ba + batch.root[:, None], batch.intrinsics)
+        pix_rt = project_to_pixels(out.pose_rt, batch.intrinsics)
+        kp_ba = normalize_screen(pix_ba, batch.intrinsics)
+        kp_rt = normalize_screen(pix_rt, batch.intrinsics)
+        adv3d = lsgan_generator_loss(self.d3d(out.pose_ba))
+        adv2d = lsgan_generator_loss(self.d2d(kp_rt))
+        regs = regularizer_terms(batch.pose3d, out)
+        feedback = None
+        if not warm:
+            feedback = self._feedback(batch, out, kp_ba, kp_rt, pix_rt, frac)
+            logs.update({f"feedback_{k}": float(v.detach()) for k, v in feedback.items()})
+        loss_g = generator_loss(adv2d, adv3d, regs, feedback, self.weights)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        average_gradients(self.augmentor)
+        nn.utils.clip_grad_norm_(self.augmentor.parameters(), cfg.grad_clip)
+        self.opt_g.step()
+        self.sched_g.step()
+        logs.update(
+            loss_g=float(loss_g.detach()),
+            adv3d_g=float(adv3d.detach()),
+            adv2d_g=float(adv2d.detach()),
+            reg_ba=float(regs["ba"].detach()),
+            reg_bl=float(regs["bl"].detach()),
+        )
+
+        # --- D: discriminators -----------------------------------------------------------
+        if step % cfg.d_every == 0:
+            fake3d = self.pool3d(out.pose_ba.detach())
+            fake2d = self.pool2d(kp_rt.detach())
+            loss_d3d = lsgan_discriminator_loss(self.d3d(batch.pose3d), self.d3d(fake3d))
+            loss_d2d = lsgan_discriminator_loss(self.d2d(batch.kp2d), self.d2d(fake2d))
+            self.opt_d.zero_grad(set_to_none=True)
+            (loss_d3d + loss_d2d).backward()
+            for m in (self.d3d, self.d2d):
+                average_gradients(m)
+            nn.utils.clip_grad_norm_(
+                list(self.d3d.parameters()) + list(self.d2d.parameters()), cfg.grad_clip
+            )
+            self.opt_d.step()
+            logs.update(loss_d3d=float(loss_d3d.detach()), loss_d2d=float(loss_d2d.detach()))
+        self.sched_d.step()
+
+        # --- P: estimator, source and augmented pairs alternately ------------------------
+        logs["loss_pose"] = self.t.estimator_step(batch.kp2d, batch.pose3d)
+        if not warm:
+            keep = inside_image(pix_rt.detach(), batch.intrinsics)
+            if int(keep.sum()) < 2:  # every rank must step (DDP): fall back to the source pairs
+                keep = torch.ones_like(keep)
+                aug_kp, aug_pose = batch.kp2d, batch.pose3d
+            else:
+                pose_rt = out.pose_rt.detach()
+                aug_kp = kp_rt.detach()[keep]
+                aug_pose = (pose_rt - pose_rt[:, :1])[keep]
+            logs["loss_pose_aug"] = self.t.estimator_step(aug_kp, aug_pose)
+            logs["aug_in_image"] = float(keep.float().mean())
+        return logs
+
+    def _feedback(self, batch, out, kp_ba, kp_rt, pix_rt, frac: float) -> dict[str, torch.Tensor]:
+        """Estimator errors on augmented vs source pairs, P frozen and in eval mode."""
+        est = self.t.estimator
+        est.eval()
+        params = list(est.parameters())
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            h = len(batch) // 2
+            with torch.no_grad():
+                err_src = feedback_pose_error(est(batch.kp2d), batch.pose3d)
+            err = {
+                "ba": feedback_pose_error(est(kp_ba[:h]), out.pose_ba[:h]),
+                "rt": feedback_pose_error(est(kp_rt[h:]), out.pose_rt[h:]),
+            }
+            keep_rt = inside_image(pix_rt[h:].detach(), batch.intrinsics[h:])
+            terms = {}
+            for op, src, aug in (
+                ("ba", err_src[:h], err["ba"]),
+                ("rt", err_src[h:][keep_rt], err["rt"][keep_rt]),
+            ):
+                if op in self.schedule.feedback_ops and len(aug):
+                    sched = HardRatioSchedule(
+                        **{o: self.schedule.ratio(o) for o in ("ba", "bl", "rt")},
+                        feedback_ops=(op,),
+                    )
+                    terms.update(feedback_terms(src, {op: aug}, frac, sched))
+            return terms
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+            est.train()
