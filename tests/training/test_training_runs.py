@@ -219,7 +219,7 @@ def test_poseaug_run_trains_every_part_and_exports_both_models(
     assert "feedback_ba" not in warm and "loss_pose_aug" not in warm  # GAN-only warm-up
     for key in ("feedback_ba", "feedback_rt", "loss_pose_aug", "loss_d3d", "loss_d2d", "reg_ba"):
         assert np.isfinite(full[key]), key
-    assert 0.0 < full["aug_in_image"] <= 1.0
+    assert 0.0 < full["aug_kept"] <= 1.0
     for part in ("augmentor", "d3d", "d2d", "opt_g", "opt_d", "pool3d", "pool2d", "noise"):
         assert part in state["extra"], part
 

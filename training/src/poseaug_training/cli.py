@@ -59,6 +59,18 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
         p.add_argument(
             "--hard-ratio-paper", action="store_true", help="paper's beta 2 -> 20 for every op"
         )
+        p.add_argument(
+            "--aug-weight",
+            type=float,
+            default=d.aug_weight,
+            help="weight of augmented pairs in the estimator loss",
+        )
+        p.add_argument(
+            "--max-hardness",
+            type=float,
+            default=d.max_hardness,
+            help="skip augmented pairs whose error ratio exceeds this (default: band edge)",
+        )
         for op in ("ba", "bl", "rt"):
             p.add_argument(f"--hard-ratio-{op}", type=_pair, default=None, metavar="START,END")
         for w in ("adv3d", "adv2d", "reg", "feedback_ba", "feedback_rt"):

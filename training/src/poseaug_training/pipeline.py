@@ -109,6 +109,8 @@ def evaluate_run(
     write_json(out / "evaluation.json", {"meta": meta, "results": results})
     name = Path(state["config"]["out"]).name
     (out / "evaluation.md").write_text(markdown_table(results, title=f"{name}: S9/S11, mm"))
+    if plots and "augmentor" in state.get("extra", {}):
+        plot_augmentations(state, data, list(subjects), out / "augmented_pairs.png", name)
     if plots:
         plot_per_joint_error(
             {s: r["per_joint_mm"] for s, r in results.items()},
@@ -116,3 +118,31 @@ def evaluate_run(
             f"{name}: error per joint on S9/S11",
         )
     return results
+
+
+def plot_augmentations(
+    state: dict, data, subjects: list[str], path: Path, name: str, rows: int = 4
+) -> None:
+    """Source poses next to their BA-, BL- and RT-augmented versions (like the paper's Fig. S2)."""
+    import torch
+
+    from poseaug_training.evaluation.plots import plot_augmented_pairs
+    from poseaug_training.poseaug.augmentor import Augmentor
+
+    aug = Augmentor.from_state_dict(state["extra"]["augmentor"]).eval()
+    pairs = build_pairs(data, subjects, stride=997)
+    pick = torch.linspace(0, len(pairs) - 1, rows).long()
+    src = pairs.pose3d[pick]
+    gen = torch.Generator().manual_seed(0)
+    noise = aug.sample_noise(rows, generator=gen)
+    panels = {}
+    with torch.no_grad():
+        for label, ops in (
+            ("BA", [1.0, 0, 0]),
+            ("BL", [0, 1.0, 0]),
+            ("RT", [0, 0, 1.0]),
+            ("BA+BL+RT", [1.0, 1, 1]),
+        ):
+            out = aug(src, pairs.root[pick], *noise, torch.tensor(ops))
+            panels[label] = out.pose_rt.numpy()
+    plot_augmented_pairs(src.numpy(), panels, path, f"{name}: source (blue) vs augmented (red)")

@@ -40,6 +40,9 @@ class TrainConfig:
     w_reg: float = 3.0  # BA angle-change range + BL ratio limit (0.1)
     w_feedback_ba: float = 0.1
     w_feedback_rt: float = 0.01
+    aug_weight: float = 0.5  # weight of the augmented pairs in P's loss (source pairs: 1)
+    max_hardness: float | None = None  # P skips augmented pairs harder than this error ratio;
+    # None: the feedback band's upper edge (beta + tolerance) of each op
 
     def to_dict(self) -> dict:
         return asdict(self)

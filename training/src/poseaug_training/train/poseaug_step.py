@@ -5,11 +5,15 @@ Follows the official implementation (jfzhang95/PoseAug) where the paper is silen
   and the 2D discriminator (on the projected RT output), the BA/BL regularizers, and - after
   the GAN-only warm-up - the error feedback on the BA and RT outputs with per-op hard ratios.
 - D is updated every `d_every` steps on fakes drawn through history pools.
-- P is fed the source batch and the augmented (RT, in-image) batch alternately.
+- P is updated on source pairs and augmented pairs (BA and RT outputs) every step.
 
-Differences from the official code, all chosen for cost on small hardware: the feedback terms
-use half of the batch each (BA on the first half, RT on the second), and P sees augmented pairs
-step by step instead of an epoch-end buffer. Both are recorded in the training config.
+Differences from the official code, chosen for short training budgets and recorded in the
+training config: the feedback terms use half of the batch each (BA on the first half, RT on
+the second); P sees augmented pairs step by step in one update whose loss weighs them by
+`aug_weight`, instead of an epoch-end buffer; and P skips augmented pairs harder than the
+feedback band allows (error ratio above beta + tolerance), which the official recipe only
+discourages through the augmentor's loss. Without that filter, a short run teaches P on
+augmentations 30x harder than its source error and its accuracy collapses.
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ class PoseAugStep:
         self.pool2d = HistoryPool(cfg.pool_size, seed=cfg.seed + 3)
         self.noise = GeneratorState(cfg.seed * 7919 + trainer.dist.rank, dev)
         self.schedule = hard_ratio_schedule(cfg)
+        self._hardness: dict[str, torch.Tensor] | None = None  # per-pair error ratios, this step
+        self._frac = 0.0
         self.weights = GeneratorLossWeights(
             adv_2d=cfg.w_adv2d,
             adv_3d=cfg.w_adv3d,
@@ -179,20 +185,42 @@ class PoseAugStep:
             logs.update(loss_d3d=float(loss_d3d.detach()), loss_d2d=float(loss_d2d.detach()))
         self.sched_d.step()
 
-        # --- P: estimator, source and augmented pairs alternately ------------------------
-        logs["loss_pose"] = self.t.estimator_step(batch.kp2d, batch.pose3d)
-        if not warm:
-            keep = inside_image(pix_rt.detach(), batch.intrinsics)
-            if int(keep.sum()) < 2:  # every rank must step (DDP): fall back to the source pairs
-                keep = torch.ones_like(keep)
-                aug_kp, aug_pose = batch.kp2d, batch.pose3d
-            else:
-                pose_rt = out.pose_rt.detach()
-                aug_kp = kp_rt.detach()[keep]
-                aug_pose = (pose_rt - pose_rt[:, :1])[keep]
-            logs["loss_pose_aug"] = self.t.estimator_step(aug_kp, aug_pose)
-            logs["aug_in_image"] = float(keep.float().mean())
+        # --- P: estimator on source and augmented pairs --------------------------------
+        if warm:
+            logs["loss_pose"] = self.t.estimator_step(batch.kp2d, batch.pose3d)
+        else:
+            aug_kp, aug_pose = self._augmented_pairs(batch, out, kp_ba, kp_rt, pix_ba, pix_rt)
+            logs["loss_pose"], logs["loss_pose_aug"] = self.t.estimator_step_mixed(
+                batch.kp2d, batch.pose3d, aug_kp, aug_pose, cfg.aug_weight
+            )
+            logs["aug_kept"] = len(aug_kp) / len(batch)
         return logs
+
+    def _augmented_pairs(
+        self, batch, out, kp_ba, kp_rt, pix_ba, pix_rt
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """P's augmented pairs: BA pairs from the first half of the batch, RT pairs from the
+        second, each kept only if inside the image and no harder than the feedback band allows
+        (pairs the augmentor made absurdly hard teach P nothing and erase what it knows)."""
+        h = len(batch) // 2
+        hard = self._hardness
+        pose_rt = out.pose_rt.detach()
+        keep_ba = inside_image(pix_ba[:h].detach(), batch.intrinsics[:h])
+        keep_rt = inside_image(pix_rt[h:].detach(), batch.intrinsics[h:])
+        if hard is not None:
+            keep_ba &= hard["ba"] <= self._max_ratio("ba")
+            keep_rt &= hard["rt"] <= self._max_ratio("rt")
+        kp = torch.cat([kp_ba[:h].detach()[keep_ba], kp_rt[h:].detach()[keep_rt]])
+        pose = torch.cat(
+            [out.pose_ba[:h].detach()[keep_ba], (pose_rt - pose_rt[:, :1])[h:][keep_rt]]
+        )
+        return kp, pose
+
+    def _max_ratio(self, op: str) -> float:
+        if self.t.cfg.max_hardness is not None:
+            return self.t.cfg.max_hardness
+        ratio = self.schedule.ratio(op)
+        return ratio.at(self._frac) + ratio.tolerance
 
     def _feedback(self, batch, out, kp_ba, kp_rt, pix_rt, frac: float) -> dict[str, torch.Tensor]:
         """Estimator errors on augmented vs source pairs, P frozen and in eval mode."""
@@ -210,6 +238,12 @@ class PoseAugStep:
                 "rt": feedback_pose_error(est(kp_rt[h:]), out.pose_rt[h:]),
             }
             keep_rt = inside_image(pix_rt[h:].detach(), batch.intrinsics[h:])
+            eps = 1e-8
+            self._hardness = {
+                op: (err[op].detach().mean(-1) / src.mean(-1).clamp_min(eps))
+                for op, src in (("ba", err_src[:h]), ("rt", err_src[h:]))
+            }
+            self._frac = frac
             terms = {}
             for op, src, aug in (
                 ("ba", err_src[:h], err["ba"]),

@@ -157,6 +157,29 @@ class Trainer:
         self.optimizer.step()
         return float(loss.detach())
 
+    def estimator_step_mixed(
+        self,
+        kp2d: torch.Tensor,
+        pose3d: torch.Tensor,
+        aug_kp: torch.Tensor,
+        aug_pose: torch.Tensor,
+        aug_weight: float,
+    ) -> tuple[float, float]:
+        """One update on source pairs plus weighted augmented pairs (one forward, one step).
+
+        A single step with a weighted sum keeps the augmented share of the update fixed, which
+        two Adam steps (whose size ignores the loss scale) would not."""
+        n = len(kp2d)
+        pred = self.model(torch.cat([kp2d, aug_kp]))
+        loss_src = mpjpe(pred[:n], pose3d).mean()
+        loss_aug = mpjpe(pred[n:], aug_pose).mean() if len(aug_kp) else pred.sum() * 0.0
+        loss = loss_src + aug_weight * loss_aug
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.estimator.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        return float(loss_src.detach()), float(loss_aug.detach())
+
     def fit(
         self,
         step: Callable[[PoseSet, int, int], dict[str, float]] | None = None,

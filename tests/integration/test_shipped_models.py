@@ -1,0 +1,225 @@
+"""The shipped model bundles, served by the real server, on real Human3.6M data.
+
+These are the end-to-end checks of the product: training's manifests promise numbers, the
+server must reproduce them on the same inputs, and the CLI must too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from poseaug.v1 import poseaug_pb2
+from tests.conftest import REPO
+from tests.support.protos import array, tensor
+from tests.support.server import running_server
+
+MODELS = REPO / "models"
+DEFAULT = "poseaug-vpose"
+BASELINE = "baseline-vpose"
+SUBSET_PREFIX = "h36m_s9stride50"  # S9, all cameras, every 50th frame, projected GT 2D
+
+
+def manifest(name: str) -> dict:
+    path = MODELS / name / "manifest.json"
+    if not path.is_file():
+        pytest.fail(f"shipped bundle missing: {path}")
+    return json.loads(path.read_text())
+
+
+def test_two_bundles_are_shipped_and_poseaug_is_the_default() -> None:
+    pa, base = manifest(DEFAULT), manifest(BASELINE)
+    assert pa["default"] is True and base["default"] is False
+    assert pa["augmentor"] is not None and base["augmentor"] is None
+    for m in (pa, base):
+        for name, entry in m["files"].items():
+            assert (MODELS / m["name"] / name).stat().st_size < 40 * 1024 * 1024
+            assert entry["bytes"] == (MODELS / m["name"] / name).stat().st_size
+    # Same estimator, data, epochs and seed; only the augmentation differs.
+    pc, bc = pa["training"]["config"], base["training"]["config"]
+    for key in (
+        "estimator",
+        "channels",
+        "blocks",
+        "subjects",
+        "stride",
+        "epochs",
+        "seed",
+        "lr",
+        "init",
+    ):
+        assert pc[key] == bc[key], key
+    assert pc["mode"] == "poseaug" and bc["mode"] == "baseline"
+
+
+def test_manifests_report_the_issue_targets() -> None:
+    pa, base = manifest(DEFAULT)["metrics"], manifest(BASELINE)["metrics"]
+    assert pa["h36m.gt2d.mpjpe_mm"] <= 45.0
+    for key in (
+        "h36m.sh2d.mpjpe_mm",
+        "h36m_s1only.gt2d.mpjpe_mm",
+        "h36m_novelview.novel2d.mpjpe_mm",
+    ):
+        assert pa[key] < base[key], f"PoseAug does not beat the baseline on {key}"
+
+
+def _s9_pixels(h36m: Path):
+    from poseaug_training.data.camera import project_to_pixels
+    from poseaug_training.data.h36m import load_h36m
+    from poseaug_training.data.pairs import build_pairs
+
+    data = load_h36m(h36m, subjects=["S9"])
+    pairs = build_pairs(data, ["S9"], stride=50, source="gt")
+    pix = project_to_pixels(
+        pairs.pose3d.double() + pairs.root[:, None].double(), pairs.intrinsics.double()
+    )
+    sizes = pairs.intrinsics[:, 9:11].numpy().astype(int)
+    return pix.float().numpy(), sizes, pairs
+
+
+def _per_action_mpjpe_mm(pred: np.ndarray, pairs) -> float:
+    err = np.linalg.norm(pred - pairs.pose3d.numpy(), axis=-1).mean(-1)
+    action = pairs.action.numpy()
+    return float(np.mean([err[action == a].mean() for a in np.unique(action)]) * 1000)
+
+
+@pytest.mark.data
+def test_service_reproduces_the_manifest_mpjpe_on_real_s9(h36m: Path) -> None:
+    pix, sizes, pairs = _s9_pixels(h36m)
+    assert (sizes == sizes[0]).all()
+    expected = manifest(DEFAULT)["metrics"][f"{SUBSET_PREFIX}.gt2d.mpjpe_mm"]
+    with running_server(MODELS) as server:
+        reply = server.stub.Lift2Dto3D(
+            poseaug_pb2.Lift2Dto3DRequest(
+                keypoints=tensor(pix),
+                format=poseaug_pb2.KEYPOINT_FORMAT_H36M_17,
+                image_size=poseaug_pb2.ImageSize(width=int(sizes[0, 0]), height=int(sizes[0, 1])),
+            ),
+            timeout=120,
+        )
+        assert reply.model == DEFAULT
+        got = _per_action_mpjpe_mm(array(reply.pose3d), pairs)
+        info = server.stub.GetModelInfo(poseaug_pb2.GetModelInfoRequest(), timeout=30).model
+        assert "CPUExecutionProvider" in info.providers or "CUDAExecutionProvider" in info.providers
+        assert info.metrics["h36m.gt2d.mpjpe_mm"] == pytest.approx(
+            manifest(DEFAULT)["metrics"]["h36m.gt2d.mpjpe_mm"]
+        )
+    assert got == pytest.approx(expected, abs=0.05)
+
+
+def _coco_from_h36m(pix: np.ndarray) -> np.ndarray:
+    """COCO-17 of the same people: limbs by name, nose <- neck/nose, eyes and ears <- head."""
+    h = {
+        "nose": 9,
+        "head": 10,
+        "ls": 11,
+        "le": 12,
+        "lw": 13,
+        "rs": 14,
+        "re": 15,
+        "rw": 16,
+        "lh": 4,
+        "lk": 5,
+        "la": 6,
+        "rh": 1,
+        "rk": 2,
+        "ra": 3,
+    }
+    order = [
+        "nose",
+        "head",
+        "head",
+        "head",
+        "head",
+        "ls",
+        "rs",
+        "le",
+        "re",
+        "lw",
+        "rw",
+        "lh",
+        "rh",
+        "lk",
+        "rk",
+        "la",
+        "ra",
+    ]
+    return pix[:, [h[k] for k in order]]
+
+
+def _h36m_as_coco_maps_it(pix: np.ndarray) -> np.ndarray:
+    """H36M-17 input whose pelvis, spine and thorax are derived as the COCO mapping derives them."""
+    out = pix.copy()
+    out[:, 0] = 0.5 * (pix[:, 1] + pix[:, 4])
+    out[:, 8] = 0.5 * (pix[:, 11] + pix[:, 14])
+    out[:, 7] = 0.5 * (out[:, 0] + out[:, 8])
+    return out
+
+
+@pytest.mark.data
+def test_cli_round_trip_of_real_s9_keypoints_and_coco_json(h36m: Path, tmp_path: Path) -> None:
+    pix, sizes, pairs = _s9_pixels(h36m)
+    w, h = (int(v) for v in sizes[0])
+    expected = manifest(DEFAULT)["metrics"][f"{SUBSET_PREFIX}.gt2d.mpjpe_mm"]
+    np.savez(tmp_path / "kp.npz", keypoints=pix)
+    coco = [
+        {
+            "image_id": i,
+            "category_id": 1,
+            "score": 0.9,
+            "keypoints": np.concatenate([k, np.full((17, 1), 2.0)], 1).ravel().round(4).tolist(),
+        }
+        for i, k in enumerate(_coco_from_h36m(pix))
+    ]
+    (tmp_path / "dets.json").write_text(json.dumps(coco))
+    np.savez(tmp_path / "kp_derived.npz", keypoints=_h36m_as_coco_maps_it(pix))
+    with running_server(MODELS) as server:
+
+        def cli(*args: str) -> None:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "poseaug_client.cli",
+                    *args,
+                    "--server",
+                    server.address,
+                    "--image-size",
+                    f"{w}x{h}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, done.stderr
+
+        cli("lift", "--input", str(tmp_path / "kp.npz"), "--output", str(tmp_path / "out.npz"))
+        cli(
+            "lift",
+            "--input",
+            str(tmp_path / "dets.json"),
+            "--output",
+            str(tmp_path / "coco.npz"),
+            "--format",
+            "coco17",
+        )
+        cli(
+            "lift",
+            "--input",
+            str(tmp_path / "kp_derived.npz"),
+            "--output",
+            str(tmp_path / "derived.npz"),
+        )
+    lifted = np.load(tmp_path / "out.npz")["pose3d"]
+    assert _per_action_mpjpe_mm(lifted, pairs) == pytest.approx(expected, abs=0.05)
+    from_coco = np.load(tmp_path / "coco.npz")["pose3d"]
+    derived = np.load(tmp_path / "derived.npz")["pose3d"]
+    # Where the joints coincide, COCO input is H36M input: identical 3D (JSON keeps 4 decimals).
+    np.testing.assert_allclose(from_coco, derived, atol=2e-3)
+    # And the derived torso joints barely move the answer from the true-joint input.
+    assert np.linalg.norm(from_coco - lifted, axis=-1).mean() < 0.03
