@@ -79,15 +79,21 @@ def find_bundle_dirs(models_dir: Path) -> list[Path]:
 
 
 def fingerprint(path: Path) -> tuple:
-    """Size and mtime of every file of a bundle folder: changes whenever any file does."""
-    stamps = []
+    """What a rescan compares to decide whether a bundle changed: the manifest's sha256 and
+    the size, mtime and inode of every file (a copy that keeps sizes and mtimes still changes
+    the manifest, which names every file's sha256 and the version)."""
+    stamps: list[tuple] = []
     for entry in sorted(path.iterdir()):
         try:
             st = entry.stat()
         except OSError:
             continue
-        stamps.append((entry.name, st.st_size, st.st_mtime_ns))
-    return tuple(stamps)
+        stamps.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
+    try:
+        manifest = hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        manifest = ""
+    return (manifest, *stamps)
 
 
 def sha256_of(path: Path) -> str:

@@ -16,11 +16,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from poseaug_service.auth import TokenError
     from poseaug_service.server import serve  # imported late: --help stays fast
+    from poseaug_service.tls import TLSError
 
     try:
         return serve(config)
-    except (RepositoryError, OSError) as exc:
+    except (RepositoryError, TokenError, TLSError, OSError) as exc:
         print(f"poseaug-serve: {exc}", file=sys.stderr)
         return 2
 

@@ -14,7 +14,7 @@ from poseaug.v1 import poseaug_pb2
 from poseaug_service.errors import InvalidArgumentError
 from poseaug_service.keypoint_formats import FORMATS, H36M_JOINT_NAMES, to_h36m
 from poseaug_service.normalization import normalize_screen
-from poseaug_service.runtime import LoadedModel, ModelRepository
+from poseaug_service.runtime import LoadedModel, ModelRepository, RepositoryState
 from poseaug_service.tensors import to_array, to_tensor
 
 MAX_REQUEST_ID = 128
@@ -37,7 +37,9 @@ def check_request_id(request_id: str, prefix: str = "") -> None:
         )
 
 
-def resolve_model(repo: ModelRepository, name: str, prefix: str = "") -> LoadedModel:
+def resolve_model(
+    repo: ModelRepository | RepositoryState, name: str, prefix: str = ""
+) -> LoadedModel:
     model = repo.get(name)
     if model is None:
         raise InvalidArgumentError(

@@ -2,7 +2,10 @@
 
 Served names (all prefixed `poseaug_`): requests_total and errors_total by method and gRPC
 code, request_latency_seconds by method, batch_size (poses per ORT run), queue_delay_seconds,
-poses_total by method (rate() gives poses/s), inflight_requests, queue_depth.
+poses_total by method (rate() gives poses/s), inflight_requests, queue_depth,
+auth_failures_total by method and reason (refused before the handler: not in requests_total),
+reloads_total by result, and model_info (1 per served bundle, labelled with its version, so a
+rollout of a new bundle version is visible per replica).
 """
 
 from __future__ import annotations
@@ -66,6 +69,30 @@ class Metrics:
         self.queue_depth = Gauge(
             "poseaug_queue_depth", "Requests waiting in the lift batch queue", ["model"], registry=r
         )
+        self.auth_failures = Counter(
+            "poseaug_auth_failures",
+            "RPCs refused UNAUTHENTICATED by the token check, by method and reason",
+            ["method", "reason"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "poseaug_reloads",
+            "Model bundles (re)loaded, removed or refused by repository rescans",
+            ["result"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "poseaug_model_info",
+            "1 for every served model bundle, labelled with its version",
+            ["model", "version"],
+            registry=r,
+        )
+
+    def set_models(self, versions: dict[str, str]) -> None:
+        """Publish the served bundle versions (model_info), dropping versions gone."""
+        self.model_info.clear()
+        for name, version in versions.items():
+            self.model_info.labels(model=name, version=version).set(1)
 
     def batch_stats(self, model: str) -> BatchStats:
         batch = self.batch_size.labels(model=model, kind="lift")

@@ -296,11 +296,13 @@ class ModelRepository:
             loaded, failed = [], []
             for path in dirs:
                 name = path.name
+                current = old.models.get(name)
                 try:
                     fp = fingerprint(path)
-                except OSError:
+                except OSError:  # vanished while listed, or unreadable: change nothing now
+                    if current is not None:
+                        models[name] = current
                     continue
-                current = old.models.get(name)
                 if current is not None and current.fingerprint == fp:
                     models[name] = current
                     continue

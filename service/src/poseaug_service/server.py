@@ -1,11 +1,14 @@
-"""The gRPC server: PoseAugService plus health, reflection, metrics and graceful shutdown.
+"""The gRPC server: PoseAugService plus health, reflection, metrics, TLS, bearer tokens, model
+hot reload and graceful shutdown.
 
 Shutdown (SIGTERM/SIGINT): every health status goes NOT_SERVING, the server stops taking new
 calls, in-flight calls get `grace_s` to finish, then the batch workers drain and stop.
+SIGHUP rescans the model repository at once (as `--reload-interval-s` does periodically).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
@@ -16,34 +19,71 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
+from poseaug_service.auth import BearerTokenInterceptor, token_store
 from poseaug_service.config import ServerConfig
 from poseaug_service.metrics import Metrics
-from poseaug_service.runtime import ModelRepository
+from poseaug_service.reload import ModelReloader
+from poseaug_service.runtime import ModelRepository, ReloadReport
 from poseaug_service.servicer import PoseAugServicer
+from poseaug_service.tls import server_credentials
+from poseaug_service.wire import MalformedRequestInterceptor
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = poseaug_pb2.DESCRIPTOR.services_by_name["PoseAugService"].full_name
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    size = config.max_message_bytes
+    options = [
+        ("grpc.max_receive_message_length", size),
+        ("grpc.max_send_message_length", size),
+        ("grpc.so_reuseport", 0),
+    ]
+    if config.max_connection_age_s > 0:
+        # GOAWAY after this age: clients reconnect, re-resolve a headless Service's DNS and
+        # so spread over replicas added since; streams get `grace_s` to finish first.
+        options += [
+            ("grpc.max_connection_age_ms", int(config.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(config.grace_s * 1000)),
+        ]
+    return options
+
+
 class PoseAugServer:
-    """Owns the grpc.Server, the servicer (and its batchers), health and metrics."""
+    """Owns the grpc.Server(s), the servicer (and its batchers), health, metrics and reload."""
 
     def __init__(self, config: ServerConfig, repo: ModelRepository) -> None:
         self.config = config
+        self.repo = repo
         self.metrics = Metrics()
+        self.metrics.set_models({n: m.version for n, m in repo.models.items()})
         self.servicer = PoseAugServicer(config, repo, self.metrics)
-        size = config.max_message_bytes
+        # The token check runs first: an unauthenticated request is not even parsed.
+        interceptors: list[grpc.ServerInterceptor] = []
+        tokens = token_store(config.token_file)
+        if tokens is not None:
+            failures = self.metrics.auth_failures
+            interceptors.append(
+                BearerTokenInterceptor(tokens, lambda m, r: failures.labels(m, r).inc())
+            )
+        interceptors.append(MalformedRequestInterceptor())
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(
                 max_workers=config.grpc_workers, thread_name_prefix="grpc-worker"
             ),
-            options=[
-                ("grpc.max_receive_message_length", size),
-                ("grpc.max_send_message_length", size),
-                ("grpc.so_reuseport", 0),
-            ],
+            options=_server_options(config),
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+            interceptors=interceptors,
         )
         poseaug_pb2_grpc.add_PoseAugServiceServicer_to_server(self.servicer, self.grpc_server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
@@ -51,19 +91,83 @@ class PoseAugServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc_server
         )
-        self.port = self.grpc_server.add_insecure_port(f"{config.host}:{config.port}")
+        address = f"{config.host}:{config.port}"
+        credentials = server_credentials(config)
+        if credentials is None:
+            self.port = self.grpc_server.add_insecure_port(address)
+        else:
+            self.port = self.grpc_server.add_secure_port(address, credentials)
         if self.port == 0:
-            raise OSError(f"cannot bind {config.host}:{config.port}")
+            raise OSError(f"cannot bind {address}")
+        self.health_server, self.health_port = self._health_only_server()
+        self.reloader = ModelReloader(repo, config.reload_interval_s, self._reloaded)
+        self._describe_security(tokens is not None, credentials is not None)
         self._stopped = threading.Event()
+
+    def _health_only_server(self) -> tuple[grpc.Server | None, int]:
+        """A plaintext grpc.health.v1-only port for probes that cannot speak TLS or tokens."""
+        if not self.config.health_port:
+            return None, 0
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="grpc-health"),
+            options=[("grpc.so_reuseport", 0)],
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        address = f"{self.config.host}:{self.config.health_port}"
+        port = server.add_insecure_port(address)
+        if port == 0:
+            raise OSError(f"cannot bind health port {address}")
+        return server, port
+
+    def _describe_security(self, tokens: bool, tls: bool) -> None:
+        mode = "mutual TLS" if self.config.tls_client_ca else "TLS" if tls else "plaintext"
+        log.info("transport: %s; bearer tokens: %s", mode, "required" if tokens else "off")
+        if _is_loopback(self.config.host):
+            return
+        where = f"{self.config.host}:{self.port}"
+        if tokens and not tls:
+            log.warning(
+                "bearer tokens travel in plaintext on %s: add --tls-cert/--tls-key or "
+                "terminate TLS in front of the server",
+                where,
+            )
+        if not tokens and not self.config.tls_client_ca:
+            log.warning(
+                "anyone who reaches %s may call the service: set --token-file, "
+                "$POSEAUG_TOKEN or --tls-client-ca",
+                where,
+            )
+
+    def _reloaded(self, report: ReloadReport) -> None:
+        for result, names in (
+            ("loaded", report.loaded),
+            ("removed", report.removed),
+            ("failed", report.failed),
+        ):
+            if names:
+                self.metrics.reloads.labels(result).inc(len(names))
+        for name in report.loaded:
+            model = self.repo.models.get(name)
+            if model is not None:
+                log.info("now serving %s version %s", name, model.version or "?")
+        self.metrics.set_models({n: m.version for n, m in self.repo.models.items()})
 
     def start(self) -> None:
         if self.config.metrics_port:
             self.metrics.serve(self.config.host, self.config.metrics_port)
         self.grpc_server.start()
+        if self.health_server is not None:
+            self.health_server.start()
+            log.info("grpc.health.v1 also on plaintext %s:%d", self.config.host, self.health_port)
+        self.reloader.start()
         serving = health_pb2.HealthCheckResponse.SERVING
         for service in ("", SERVICE_NAME):
             self.health.set(service, serving)
         log.info("serving %s on %s:%d", SERVICE_NAME, self.config.host, self.port)
+
+    def reload(self) -> None:
+        """Rescan the model repository now (from a signal handler: it only sets an event)."""
+        self.reloader.trigger()
 
     def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: NOT_SERVING, refuse new calls, let in-flight calls finish."""
@@ -72,8 +176,14 @@ class PoseAugServer:
         self._stopped.set()
         grace = self.config.grace_s if grace_s is None else grace_s
         self.health.enter_graceful_shutdown()
+        # stop() refuses new calls at once and returns; in-flight calls get `grace` seconds.
+        # Logged after it, so "shutting down" in the log means new calls are already refused.
+        drained = self.grpc_server.stop(grace)
         log.info("shutting down: health NOT_SERVING, draining in-flight calls (grace %.1fs)", grace)
-        self.grpc_server.stop(grace).wait()
+        self.reloader.stop()
+        drained.wait()
+        if self.health_server is not None:
+            self.health_server.stop(0).wait()
         self.servicer.close()
         log.info("stopped")
 
@@ -88,8 +198,13 @@ def serve(config: ServerConfig) -> int:
         log.info("received %s", signal.Signals(signum).name)
         stop.set()
 
+    def on_hangup(_signum: int, _frame) -> None:
+        log.info("received SIGHUP: rescanning %s", config.models)
+        server.reload()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     server.start()
     while not stop.wait(3600):
         pass

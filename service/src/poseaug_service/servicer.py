@@ -39,6 +39,7 @@ from poseaug_service.keypoint_formats import H36M_JOINT_NAMES, H36M_PARENTS, INP
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
 from poseaug_service.metrics import Metrics
 from poseaug_service.runtime import LoadedModel, ModelRepository
+from poseaug_service.tensors import require_finite_result
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +138,10 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         self.config = config
         self.repo = repo
         self.metrics = metrics
-        self.batchers = {
-            name: DynamicBatcher(
-                run=_lifter_run(model),
-                max_batch=config.max_batch,
-                max_delay_s=config.max_queue_delay_us / 1e6,
-                max_queue=config.max_queue,
-                workers=config.batch_workers,
-                stats=metrics.batch_stats(name),
-                name=f"lift-{name}",
-            )
-            for name, model in repo.models.items()
-        }
+        self.batchers: dict[str, DynamicBatcher] = {}
+        self._batchers_lock = threading.Lock()
+        for name in repo.models:
+            self._batcher(name)
         augment_batch = metrics.batch_size
         self.augment = AugmentEngine(
             max_jobs=config.max_queue,
@@ -163,13 +156,37 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         return self.config.max_message_bytes * 15 // 16
 
     def close(self) -> None:
-        for batcher in self.batchers.values():
+        with self._batchers_lock:
+            batchers = list(self.batchers.values())
+        for batcher in batchers:
             batcher.close()
+
+    def _batcher(self, name: str) -> DynamicBatcher:
+        """The lift batcher of a model name, created on first use (a reload may add names).
+
+        One batcher serves every version of a name; each request carries its version's
+        session, so batches never mix versions."""
+        batcher = self.batchers.get(name)
+        if batcher is not None:
+            return batcher
+        with self._batchers_lock:
+            if name not in self.batchers:
+                config = self.config
+                self.batchers[name] = DynamicBatcher(
+                    run=_unbound_run,
+                    max_batch=config.max_batch,
+                    max_delay_s=config.max_queue_delay_us / 1e6,
+                    max_queue=config.max_queue,
+                    workers=config.batch_workers,
+                    stats=self.metrics.batch_stats(name),
+                    name=f"lift-{name}",
+                )
+            return self.batchers[name]
 
     # --- lifting ---------------------------------------------------------------------------
     def _submit(self, parsed: LiftInput, context: grpc.ServicerContext):
-        batcher = self.batchers[parsed.model.name]
-        pending = batcher.submit(parsed.keypoints, _is_active(context))
+        batcher = self._batcher(parsed.model.name)
+        pending = batcher.submit(parsed.keypoints, _is_active(context), run=parsed.model.run_lifter)
         return batcher, pending
 
     def _collect(self, batcher, pending, context: grpc.ServicerContext):
@@ -182,6 +199,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         batcher, pending = self._submit(parsed, context)
         context.add_callback(lambda: batcher.cancel(pending))
         pose3d = self._collect(batcher, pending, context)
+        require_finite_result(pose3d, "keypoints.data")
         self.metrics.poses.labels("Lift2Dto3D").inc(len(pose3d))
         return lift_response(parsed, pose3d)
 
@@ -209,6 +227,9 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                         window.put(exc)
                         return
                     window.put(item)
+            except ServiceError as exc:  # a message that did not parse (see wire.py)
+                window.put(exc)
+                return
             except Exception as exc:  # the stream broke (cancelled or transport error)
                 window.put(CancelledError("", f"request stream ended: {exc}"))
                 return
@@ -225,6 +246,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                     raise item
                 parsed, batcher, pending = item
                 pose3d = self._collect(batcher, pending, context)
+                require_finite_result(pose3d, "request.keypoints.data")
                 self.metrics.poses.labels("StreamLift2Dto3D").inc(len(pose3d))
                 yield poseaug_pb2.StreamLift2Dto3DResponse(response=lift_response(parsed, pose3d))
         finally:
@@ -241,6 +263,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     def _augment_rows(self, job: AugmentJob, start: int, stop: int, context, method: str):
         with _deadline_as_status(context):
             out = self.augment.compute(job, start, stop, _is_active(context))
+        require_finite_result(out, "poses3d.data")
         self.metrics.poses.labels(method).inc(stop - start)
         return job.response(out)
 
@@ -279,7 +302,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                 yield poseaug_pb2.StreamAugmentResponse(chunk=response, offset=start)
 
     # --- model info ------------------------------------------------------------------------
-    def _info(self, model: LoadedModel) -> poseaug_pb2.ModelInfo:
+    def _info(self, model: LoadedModel, default_name: str) -> poseaug_pb2.ModelInfo:
         manifest = model.bundle.manifest
         joints = manifest.get("joints") or {}
         metrics = {
@@ -290,7 +313,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         return poseaug_pb2.ModelInfo(
             name=model.name,
             version=model.version,
-            is_default=model.is_default,
+            is_default=model.name == default_name,
             joint_names=joints.get("names") or H36M_JOINT_NAMES,
             joint_parents=joints.get("parents") or H36M_PARENTS,
             input_formats=INPUT_FORMATS,
@@ -302,21 +325,18 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
 
     @_instrumented("ListModels")
     def ListModels(self, request, context):  # noqa: N802 (gRPC method name)
+        state = self.repo.state
         return poseaug_pb2.ListModelsResponse(
-            models=[self._info(m) for m in self.repo.models.values()],
-            default_model=self.repo.default_name,
+            models=[self._info(m, state.default_name) for m in state.models.values()],
+            default_model=state.default_name,
         )
 
     @_instrumented("GetModelInfo")
     def GetModelInfo(self, request, context):  # noqa: N802 (gRPC method name)
-        model = resolve_model(self.repo, request.model)
-        return poseaug_pb2.GetModelInfoResponse(model=self._info(model))
+        state = self.repo.state
+        model = resolve_model(state, request.model)
+        return poseaug_pb2.GetModelInfoResponse(model=self._info(model, state.default_name))
 
 
-def _lifter_run(model: LoadedModel) -> Callable:
-    session = model.lifter
-
-    def run(x):
-        return session.run(["pose3d"], {"keypoints": x})[0]
-
-    return run
+def _unbound_run(x):
+    raise RuntimeError("every lift request brings its model version's session")

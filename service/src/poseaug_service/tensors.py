@@ -64,3 +64,18 @@ def to_tensor(array: np.ndarray) -> poseaug_pb2.Tensor:
     """Pack an array as a float32 Tensor message."""
     data = np.ascontiguousarray(array, dtype=F32)
     return poseaug_pb2.Tensor(shape=data.shape, data=data.tobytes())
+
+
+def require_finite_result(arrays: dict[str, np.ndarray] | np.ndarray, field: str) -> None:
+    """Reject a request whose results overflowed float32 (finite but extreme inputs, e.g.
+    3e38 metres): INVALID_ARGUMENT naming the input field, instead of answering Inf/NaN."""
+    items = arrays.values() if isinstance(arrays, dict) else (arrays,)
+    for a in items:
+        if np.isfinite(a).all():
+            continue
+        rows = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
+        raise InvalidArgumentError(
+            field,
+            f"values too large: the result for row {int(rows[0])} is not finite in float32 "
+            "(poses are metres, keypoints pixels)",
+        )
