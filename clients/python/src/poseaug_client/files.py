@@ -25,7 +25,7 @@ class LiftInput:
 
     keypoints: np.ndarray  # [N, K, 2] pixels
     scores: np.ndarray | None = None  # [N, K] in [0, 1]
-    image_sizes: np.ndarray | None = None  # [N, 2] from a COCO dataset file
+    image_sizes: np.ndarray | None = None  # [N, 2] (width, height): COCO dataset file or npz
     coco: bool = False
     image_ids: list[object] = field(default_factory=list)
     detection_scores: list[float | None] = field(default_factory=list)
@@ -63,7 +63,8 @@ def load_arrays(path: Path, wanted: str) -> tuple[np.ndarray, Mapping[str, np.nd
 
 
 def read_lift_input(path: Path) -> LiftInput:
-    """Keypoints from .npz (keypoints [N,K,2], optional scores [N,K]), .npy or COCO JSON.
+    """Keypoints from .npz (keypoints [N,K,2], optional scores [N,K] and image_sizes [N,2] as
+    width, height per pose), .npy or COCO JSON.
 
     A trailing 3rd column ([N, K, 3]: x, y, confidence) is taken as the scores.
     """
@@ -80,7 +81,16 @@ def read_lift_input(path: Path) -> LiftInput:
         raise CLIError(
             f"{path}: scores must have shape {list(keypoints.shape[:2])}, got {list(scores.shape)}"
         )
-    return LiftInput(keypoints.astype(np.float32), scores)
+    sizes = arrays.get("image_sizes")
+    if sizes is not None and sizes.shape != (keypoints.shape[0], 2):
+        raise CLIError(
+            f"{path}: image_sizes must have shape [{len(keypoints)}, 2], got {list(sizes.shape)}"
+        )
+    return LiftInput(
+        keypoints.astype(np.float32),
+        scores,
+        None if sizes is None else np.asarray(sizes, dtype=np.int64),
+    )
 
 
 def read_coco(path: Path) -> LiftInput:
