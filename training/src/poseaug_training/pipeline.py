@@ -42,7 +42,6 @@ def train_run(cfg: TrainConfig, stop_after: int | None = None) -> Trainer:
 
 
 def _load_estimator(checkpoint: Path):
-    import torch
 
     from poseaug_training.models import build_estimator
     from poseaug_training.train.checkpoint import load_checkpoint
@@ -54,7 +53,6 @@ def _load_estimator(checkpoint: Path):
     )
     model.load_state_dict(state["estimator"])
     model.eval()
-    torch.set_grad_enabled(False)
     return model, state
 
 

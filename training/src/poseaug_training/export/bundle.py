@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from poseaug_training.export.lifter_onnx import export_lifter, onnx_parity
 from poseaug_training.export.manifest import build_manifest, file_entries, write_manifest
@@ -118,5 +117,4 @@ def export_bundle(
         evaluation_meta=eval_meta,
         training=training,
     )
-    torch.set_grad_enabled(True)
     return write_manifest(out_dir, manifest)
