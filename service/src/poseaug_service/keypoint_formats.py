@@ -11,27 +11,8 @@ import numpy as np
 
 from poseaug.v1 import poseaug_pb2
 
-H36M_JOINT_NAMES: tuple[str, ...] = (
-    "hip",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "spine",
-    "thorax",
-    "neck_nose",
-    "head",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-)
-H36M_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
-NUM_JOINTS = 17
+# The output joint order is part of the contract the client package carries with the stubs.
+from poseaug_client.formats import H36M_JOINT_NAMES, H36M_PARENTS, NUM_JOINTS  # noqa: F401
 
 COCO_NAMES: tuple[str, ...] = (
     "nose",
