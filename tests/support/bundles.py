@@ -20,30 +20,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from poseaug_client.formats import H36M_JOINT_NAMES, H36M_PARENTS
+
 OPSET = 17
 # onnxruntime 1.31 reads ONNX IR <= 13; onnx 1.23 writes 14 unless told otherwise.
 IR_VERSION = 10
 DEFAULT_NOISE_DIMS = (48, 16, 8)
-JOINT_NAMES = (
-    "hip",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "spine",
-    "thorax",
-    "neck_nose",
-    "head",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-)
-PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+JOINT_NAMES, PARENTS = H36M_JOINT_NAMES, H36M_PARENTS
 
 
 def _const(name: str, value) -> onnx.TensorProto:

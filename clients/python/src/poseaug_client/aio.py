@@ -48,11 +48,8 @@ from poseaug_client.results import (
 )
 from poseaug_client.retry import (
     Deadline,
+    StreamRetries,
     acall_with_retry,
-    backoff_delays,
-    final_error,
-    log_retry,
-    should_retry,
 )
 from poseaug_client.streaming import LiftAssembler, LiftFeed, Part
 
@@ -197,7 +194,7 @@ class AsyncPoseAugClient:
         parts = _async_parts(batches, self.config, format, image_size, model)
         feed, assembler, pull_lock = LiftFeed(), LiftAssembler(), asyncio.Lock()
         deadline = Deadline(self.config.stream_timeout if timeout is _UNSET else timeout)
-        attempt = 1
+        retries = StreamRetries(self.config, deadline, "StreamLift2Dto3D")
         with progress_bar(progress, total, "lift stream", "batch") as bar:
             while True:
                 endpoint = self._pool.next()
@@ -213,21 +210,13 @@ class AsyncPoseAugClient:
                         for part in feed.take_local():
                             assembler.add_local(part)
                         assembler.add(response.request_id, lift_poses(response))
-                        attempt = 1
+                        retries.progressed()
                         for poses in assembler.ready():
                             bar.update(1)
                             yield poses
                     break
                 except grpc.RpcError as error:
-                    if not should_retry(error, attempt, self.config, deadline):
-                        raise final_error(error, deadline, "StreamLift2Dto3D") from None
-                    if attempt == 1:  # first failure since progress: backoff starts over
-                        delays = backoff_delays(self.config)
-                    delay = next(delays)
-                    retries = self.config.max_attempts
-                    log_retry("StreamLift2Dto3D", endpoint.target, error, attempt, delay, retries)
-                    attempt += 1
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(retries.delay_after(error, endpoint.target))
                 finally:
                     call.cancel()
             for part in feed.take_local():
@@ -273,7 +262,8 @@ class AsyncPoseAugClient:
     async def _augment_call(
         self, request: poseaug_pb2.StreamAugmentRequest, base: int, rows: int, timeout: float | None
     ) -> AsyncIterator[AugmentChunk]:
-        deadline, attempt, delivered = Deadline(timeout), 1, 0
+        deadline, delivered = Deadline(timeout), 0
+        retries = StreamRetries(self.config, deadline, "StreamAugment")
         while True:
             endpoint = self._pool.next()
             call = endpoint.poseaug.StreamAugment(
@@ -285,19 +275,11 @@ class AsyncPoseAugClient:
                     if chunk is None:
                         continue
                     delivered += len(chunk.poses3d)
-                    attempt = 1
+                    retries.progressed()
                     yield chunk
                 break
             except grpc.RpcError as error:
-                if not should_retry(error, attempt, self.config, deadline):
-                    raise final_error(error, deadline, "StreamAugment") from None
-                if attempt == 1:  # first failure since progress: backoff starts over
-                    delays = backoff_delays(self.config)
-                delay = next(delays)
-                retries = self.config.max_attempts
-                log_retry("StreamAugment", endpoint.target, error, attempt, delay, retries)
-                attempt += 1
-                await asyncio.sleep(delay)
+                await asyncio.sleep(retries.delay_after(error, endpoint.target))
             finally:
                 call.cancel()
         if delivered != rows:

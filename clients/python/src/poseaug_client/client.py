@@ -47,11 +47,8 @@ from poseaug_client.results import (
 )
 from poseaug_client.retry import (
     Deadline,
-    backoff_delays,
+    StreamRetries,
     call_with_retry,
-    final_error,
-    log_retry,
-    should_retry,
 )
 from poseaug_client.streaming import LiftAssembler, LiftFeed
 
@@ -215,7 +212,7 @@ class PoseAugClient:
         parts = lift_stream_parts(iter(batches), self.config, format, image_size, model)
         feed, assembler, pull_lock = LiftFeed(), LiftAssembler(), threading.Lock()
         deadline = Deadline(self.config.stream_timeout if timeout is _UNSET else timeout)
-        attempt = 1
+        retries = StreamRetries(self.config, deadline, "StreamLift2Dto3D")
         with progress_bar(progress, total, "lift stream", "batch") as bar:
             while True:
                 endpoint = self._pool.next()
@@ -231,27 +228,13 @@ class PoseAugClient:
                         for part in feed.take_local():
                             assembler.add_local(part)
                         assembler.add(response.request_id, lift_poses(response))
-                        attempt = 1
+                        retries.progressed()
                         for poses in assembler.ready():
                             bar.update(1)
                             yield poses
                     break
                 except grpc.RpcError as error:
-                    if not should_retry(error, attempt, self.config, deadline):
-                        raise final_error(error, deadline, "StreamLift2Dto3D") from None
-                    if attempt == 1:  # first failure since progress: backoff starts over
-                        delays = backoff_delays(self.config)
-                    delay = next(delays)
-                    log_retry(
-                        "StreamLift2Dto3D",
-                        endpoint.target,
-                        error,
-                        attempt,
-                        delay,
-                        self.config.max_attempts,
-                    )
-                    attempt += 1
-                    time.sleep(delay)
+                    time.sleep(retries.delay_after(error, endpoint.target))
                 finally:
                     call.cancel()
             for part in feed.take_local():
@@ -303,7 +286,8 @@ class PoseAugClient:
         self, request: poseaug_pb2.StreamAugmentRequest, base: int, rows: int, timeout: float | None
     ) -> Iterator[AugmentChunk]:
         """One StreamAugment call with resume-on-retry; yields rows [base, base + rows)."""
-        deadline, attempt, delivered = Deadline(timeout), 1, 0
+        deadline, delivered = Deadline(timeout), 0
+        retries = StreamRetries(self.config, deadline, "StreamAugment")
         while True:
             endpoint = self._pool.next()
             call = endpoint.poseaug.StreamAugment(
@@ -315,25 +299,11 @@ class PoseAugClient:
                     if chunk is None:
                         continue
                     delivered += len(chunk.poses3d)
-                    attempt = 1
+                    retries.progressed()
                     yield chunk
                 break
             except grpc.RpcError as error:
-                if not should_retry(error, attempt, self.config, deadline):
-                    raise final_error(error, deadline, "StreamAugment") from None
-                if attempt == 1:  # first failure since progress: backoff starts over
-                    delays = backoff_delays(self.config)
-                delay = next(delays)
-                log_retry(
-                    "StreamAugment",
-                    endpoint.target,
-                    error,
-                    attempt,
-                    delay,
-                    self.config.max_attempts,
-                )
-                attempt += 1
-                time.sleep(delay)
+                time.sleep(retries.delay_after(error, endpoint.target))
             finally:
                 call.cancel()
         if delivered != rows:

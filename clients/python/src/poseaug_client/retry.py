@@ -77,6 +77,32 @@ def log_retry(method: str, target: str, error: grpc.RpcError, attempt: int, dela
     )
 
 
+class StreamRetries:
+    """Retry bookkeeping of one resumable stream: progress (an answer received) resets both
+    the attempt count and the backoff, so a long stream survives many separate outages."""
+
+    def __init__(self, config: ClientConfig, deadline: Deadline, method: str) -> None:
+        self.config = config
+        self.deadline = deadline
+        self.method = method
+        self.attempt = 1
+        self._delays = backoff_delays(config)
+
+    def progressed(self) -> None:
+        self.attempt = 1
+
+    def delay_after(self, error: grpc.RpcError, target: str) -> float:
+        """Seconds to wait before reopening the stream, or raise the final PoseAugError."""
+        if not should_retry(error, self.attempt, self.config, self.deadline):
+            raise final_error(error, self.deadline, self.method) from None
+        if self.attempt == 1:  # first failure since progress: backoff starts over
+            self._delays = backoff_delays(self.config)
+        delay = next(self._delays)
+        log_retry(self.method, target, error, self.attempt, delay, self.config.max_attempts)
+        self.attempt += 1
+        return delay
+
+
 def call_with_retry(
     pool: EndpointPool,
     method: str,
