@@ -31,8 +31,8 @@ from poseaug_training.poseaug.history_pool import HistoryPool
 from poseaug_training.poseaug.kcs_discriminator import KCSDiscriminator
 from poseaug_training.poseaug.losses import (
     GeneratorLossWeights,
+    feedback_loss,
     feedback_pose_error,
-    feedback_terms,
     generator_loss,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
@@ -250,11 +250,8 @@ class PoseAugStep:
                 ("rt", err_src[h:][keep_rt], err["rt"][keep_rt]),
             ):
                 if op in self.schedule.feedback_ops and len(aug):
-                    sched = HardRatioSchedule(
-                        **{o: self.schedule.ratio(o) for o in ("ba", "bl", "rt")},
-                        feedback_ops=(op,),
-                    )
-                    terms.update(feedback_terms(src, {op: aug}, frac, sched))
+                    ratio = self.schedule.ratio(op)
+                    terms[op] = feedback_loss(aug, src, ratio.at(frac), ratio.tolerance)
             return terms
         finally:
             for p in params:
