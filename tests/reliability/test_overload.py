@@ -23,14 +23,15 @@ from tests.support.server import CHANNEL_OPTIONS, running_server
 CALLERS = 300
 CHANNELS = 10
 POSES = 2000  # 272 KB of keypoints per request: 300 of them queued would be ~80 MB of input
-STORMS = 4
+STORMS = 6
 # Budgets, MiB. Admitting and queueing every caller would need about 300 x (272 KB of request,
 # 272 KB normalized, 408 KB of output) = 285 MB over idle; the bounded server needs far less.
-# Allocator arenas make single RSS readings noisy (+-20 MiB between storms), so growth is
-# judged storm against storm: the last storm may not end above every earlier one by more than
-# CREEP_BUDGET_MIB. Keeping the refused requests alone would add ~60 MiB per storm.
+# Allocator arenas make single RSS readings noisy (a storm can end 30 MiB above the one before
+# and the next fall back), so creep is judged on the lower of two readings: the last two storms
+# against the first two. Keeping the refused requests alone would add ~60 MiB per storm, about
+# 240 MiB over the four storms between them.
 PEAK_BUDGET_MIB = 200
-CREEP_BUDGET_MIB = 32
+CREEP_BUDGET_MIB = 48
 
 
 @pytest.fixture(scope="module")
@@ -117,4 +118,5 @@ def test_overload_is_refused_bounded_and_recovers(models: Path) -> None:
     assert metric(text, "poseaug_queue_depth") == 0
     assert metric(text, "poseaug_inflight_requests") == 0
     assert peak - idle < PEAK_BUDGET_MIB, f"peak {peak:.0f} MiB vs idle {idle:.0f} MiB"
-    assert after[-1] < max(after[:-1]) + CREEP_BUDGET_MIB, f"RSS crept up storm by storm: {after}"
+    creep = min(after[-2:]) - min(after[:2])
+    assert creep < CREEP_BUDGET_MIB, f"RSS crept up storm by storm: {after}"

@@ -137,3 +137,30 @@ def test_real_detections_land_near_the_projected_ground_truth(h36m: Path) -> Non
     sh = build_pairs(data, ["S9"], stride=20, source="sh")
     err_px = ((gt.kp2d - sh.kp2d).norm(dim=-1) * 500).mean()
     assert 5.0 < float(err_px) < 25.0  # the data README: 10-20 px mean on S9/Walking
+
+
+def test_gt_and_detected_pairs_concatenate_with_the_same_targets(fake_h36m: Path) -> None:
+    from poseaug_training.data.pairs import PoseSet
+
+    data = load_h36m(fake_h36m, subjects=["S9"], with_detections=True)
+    gt = build_pairs(data, ["S9"], stride=2, source="gt")
+    sh = build_pairs(data, ["S9"], stride=2, source="sh")
+    both = PoseSet.concat([gt, sh])
+    assert len(both) == len(gt) + len(sh)
+    torch.testing.assert_close(both.pose3d, torch.cat([gt.pose3d, sh.pose3d]))
+    torch.testing.assert_close(both.kp2d[len(gt) :], sh.kp2d)
+    other = build_pairs(load_h36m(fake_h36m, subjects=["S1"]), ["S1"])
+    with pytest.raises(ValueError, match="share actions and subjects"):
+        PoseSet.concat([gt, other])
+
+
+def test_detector_error_is_zero_for_projections_and_the_residual_for_detections(
+    fake_h36m: Path,
+) -> None:
+    from poseaug_training.train.poseaug_step import detector_error
+
+    data = load_h36m(fake_h36m, subjects=["S9"], with_detections=True)
+    gt = build_pairs(data, ["S9"], stride=2, source="gt")
+    sh = build_pairs(data, ["S9"], stride=2, source="sh")
+    assert float(detector_error(gt).abs().max()) < 1e-4
+    torch.testing.assert_close(detector_error(sh), sh.kp2d - gt.kp2d, atol=1e-4, rtol=0)

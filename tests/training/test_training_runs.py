@@ -270,6 +270,8 @@ def test_resume_of_a_poseaug_run_is_exact(fake_h36m: Path, tmp_path: Path) -> No
         "1",
         "--seed",
         "3",
+        "--train-2d",
+        "gt,sh",  # detected 2D too: the augmented pairs inherit their detector error
         *TINY,
     ]
     assert main([*common, "--out", str(tmp_path / "a")]) == 0
@@ -283,3 +285,14 @@ def test_resume_of_a_poseaug_run_is_exact(fake_h36m: Path, tmp_path: Path) -> No
         torch.testing.assert_close(
             a["extra"]["augmentor"][k], b["extra"]["augmentor"][k], rtol=0, atol=0
         )
+
+
+def test_train_2d_flag_takes_gt_sh_or_both() -> None:
+    from poseaug_training.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["baseline", "--train-2d", "gt,sh"]).train_2d == ["gt", "sh"]
+    assert parser.parse_args(["poseaug", "--train-2d", "sh"]).train_2d == ["sh"]
+    for bad in ("hr", "gt,gt", ""):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["baseline", "--train-2d", bad])

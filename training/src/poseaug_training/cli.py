@@ -21,6 +21,13 @@ def _subjects(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def _sources(text: str) -> list[str]:
+    sources = _subjects(text)
+    if not sources or set(sources) - {"gt", "sh"} or len(set(sources)) != len(sources):
+        raise argparse.ArgumentTypeError(f"expected gt, sh or gt,sh; got {text!r}")
+    return sources
+
+
 def _pair(text: str) -> tuple[float, float]:
     a, b = text.split(",")
     return float(a), float(b)
@@ -47,6 +54,12 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--blocks", type=int, default=d.blocks)
     p.add_argument("--dropout", type=float, default=d.dropout)
     p.add_argument("--init", default=None, help="checkpoint whose estimator starts this run")
+    p.add_argument(
+        "--train-2d",
+        type=_sources,
+        default=d.train_2d,
+        help="2D inputs of the training pairs: gt, sh or gt,sh (both, same 3D targets)",
+    )
     p.add_argument("--val-stride", type=int, default=d.val_stride)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
@@ -64,6 +77,12 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
             type=float,
             default=d.aug_weight,
             help="weight of augmented pairs in the estimator loss",
+        )
+        p.add_argument(
+            "--no-transfer-2d-error",
+            dest="transfer_2d_error",
+            action="store_false",
+            help="augmented 2D stay clean projections even when the source 2D are detections",
         )
         p.add_argument(
             "--max-hardness",

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from poseaug_training.data.h36m import load_h36m
-from poseaug_training.data.pairs import build_pairs
+from poseaug_training.data.pairs import PoseSet, build_pairs
 from poseaug_training.train.config import TrainConfig
 from poseaug_training.train.distributed import init_distributed, shutdown_distributed
 from poseaug_training.train.trainer import Trainer
@@ -16,8 +16,14 @@ def train_run(cfg: TrainConfig, stop_after: int | None = None) -> Trainer:
     """Train (resuming from cfg.out/checkpoint.pt when present) and write cfg.out/config.json."""
     dist = init_distributed(cfg.device if cfg.device != "auto" else "cpu")
     try:
-        data = load_h36m(cfg.data, subjects=list(cfg.subjects) + list(cfg.test_subjects))
-        train = build_pairs(data, cfg.subjects, stride=cfg.stride)
+        data = load_h36m(
+            cfg.data,
+            subjects=list(cfg.subjects) + list(cfg.test_subjects),
+            with_detections="sh" in cfg.train_2d,
+        )
+        train = PoseSet.concat(
+            [build_pairs(data, cfg.subjects, stride=cfg.stride, source=s) for s in cfg.train_2d]
+        )
         val = (
             build_pairs(data, cfg.test_subjects, stride=cfg.val_stride) if cfg.val_stride else None
         )

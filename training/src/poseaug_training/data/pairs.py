@@ -46,6 +46,19 @@ class PoseSet:
             subjects=self.subjects,
         )
 
+    @staticmethod
+    def concat(sets: list[PoseSet]) -> PoseSet:
+        """One set from several built over the same subjects (e.g. GT and detected 2D)."""
+        first = sets[0]
+        for other in sets[1:]:
+            if other.actions != first.actions or other.subjects != first.subjects:
+                raise ValueError("pose sets to concatenate must share actions and subjects")
+        return PoseSet(
+            **{k: torch.cat([s._tensors()[k] for s in sets]) for k in first._tensors()},
+            actions=first.actions,
+            subjects=first.subjects,
+        )
+
     def select(self, index: torch.Tensor) -> PoseSet:
         return PoseSet(
             **{k: v[index] for k, v in self._tensors().items()},

@@ -86,7 +86,7 @@ def export_bundle(
             "train_subjects": cfg["subjects"],
             "frame_stride": cfg["stride"],
             "cameras": "all 4",
-            "inputs": "ground-truth 3D projected through the calibrated cameras (with distortion)",
+            "inputs": training_inputs(cfg.get("train_2d", ["gt"])),
         },
         "epochs": state["epoch"],
         "steps": state["global_step"],
@@ -118,3 +118,12 @@ def export_bundle(
         training=training,
     )
     return write_manifest(out_dir, manifest)
+
+
+def training_inputs(sources: list[str]) -> str:
+    """The manifest's words for where the training pairs' 2D came from."""
+    words = {
+        "gt": "ground-truth 3D projected through the calibrated cameras (with distortion)",
+        "sh": "Stacked Hourglass detections (MPII-16 mapped to H36M-17)",
+    }
+    return "; ".join(words[s] for s in sources)

@@ -24,6 +24,8 @@ class TrainConfig:
     blocks: int = 4
     dropout: float = 0.25
     init: str | None = None  # checkpoint whose estimator weights start this run
+    train_2d: list[str] = field(default_factory=lambda: ["gt"])  # 2D of the source pairs:
+    # "gt" (projected ground truth) and/or "sh" (Stacked Hourglass detections, same 3D targets)
     val_stride: int = 50  # frame stride of the per-epoch validation (full eval is separate)
     # --- PoseAug (Algorithm 1); defaults are the official code's (function_poseaug/config.py) ---
     aug_lr: float = 1e-4
@@ -41,6 +43,7 @@ class TrainConfig:
     w_feedback_ba: float = 0.1
     w_feedback_rt: float = 0.01
     aug_weight: float = 0.5  # weight of the augmented pairs in P's loss (source pairs: 1)
+    transfer_2d_error: bool = True  # augmented 2D inherit the source's detector error
     max_hardness: float | None = None  # P skips augmented pairs harder than this error ratio;
     # None: the feedback band's upper edge (beta + tolerance) of each op
 

@@ -13,7 +13,8 @@ the second); P sees augmented pairs step by step in one update whose loss weighs
 `aug_weight`, instead of an epoch-end buffer; and P skips augmented pairs harder than the
 feedback band allows (error ratio above beta + tolerance), which the official recipe only
 discourages through the augmentor's loss. Without that filter, a short run teaches P on
-augmentations 30x harder than its source error and its accuracy collapses.
+augmentations 30x harder than its source error and its accuracy collapses. When the source 2D
+are detections, the augmented 2D inherit the source pair's detector error (`transfer_2d_error`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,15 @@ def hard_ratio_schedule(cfg) -> HardRatioSchedule:
     if cfg.hard_ratio_paper:
         return HardRatioSchedule.paper()
     return HardRatioSchedule(**ops)
+
+
+def detector_error(batch: PoseSet) -> torch.Tensor:
+    """Source 2D minus the projection of its own 3D: zero for projected ground truth, the
+    detector's error for detected 2D. Added to the augmented 2D, it gives augmented pairs the
+    input error of the source pairs they came from (the official code always pairs augmented
+    3D with clean projections, even when it trains on detections)."""
+    pix = project_to_pixels(batch.pose3d + batch.root[:, None], batch.intrinsics)
+    return batch.kp2d - normalize_screen(pix, batch.intrinsics)
 
 
 def average_gradients(module: nn.Module) -> None:
@@ -146,6 +156,9 @@ class PoseAugStep:
         pix_rt = project_to_pixels(out.pose_rt, batch.intrinsics)
         kp_ba = normalize_screen(pix_ba, batch.intrinsics)
         kp_rt = normalize_screen(pix_rt, batch.intrinsics)
+        if cfg.transfer_2d_error:
+            error = detector_error(batch)
+            kp_ba, kp_rt = kp_ba + error, kp_rt + error
         adv3d = lsgan_generator_loss(self.d3d(out.pose_ba))
         adv2d = lsgan_generator_loss(self.d2d(kp_rt))
         regs = regularizer_terms(batch.pose3d, out)
