@@ -45,6 +45,13 @@ def keypoints() -> np.ndarray:
 
 
 @pytest.fixture
+def slow_keypoints(keypoints: np.ndarray) -> np.ndarray:
+    """46,000 poses: lifting them takes the server far longer than a 1 ms deadline, so a
+    deadline test does not race the server (a 10-pose call can beat a client's timer)."""
+    return np.tile(keypoints, (2000, 1, 1))
+
+
+@pytest.fixture
 def poses3d() -> np.ndarray:
     """11 random root-relative 3D poses, metres."""
     poses = np.random.default_rng(1).normal(0, 0.3, (11, 17, 3)).astype(np.float32)

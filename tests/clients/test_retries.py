@@ -47,15 +47,15 @@ def test_invalid_argument_is_not_retried(server, keypoints, retry_log) -> None:
 
 
 @pytest.mark.parametrize("kind", ["unary", "lift_stream", "augment_stream"])
-def test_deadline_exceeded_is_a_poseaug_error(server, keypoints, poses3d, kind) -> None:
+def test_deadline_exceeded_is_a_poseaug_error(server, slow_keypoints, poses3d, kind) -> None:
     client = PoseAugClient(server.address, max_attempts=5)
     with client, pytest.raises(PoseAugError) as info:
         if kind == "unary":
-            client.lift(keypoints, timeout=1e-5)
+            client.lift(slow_keypoints, timeout=1e-3)
         elif kind == "lift_stream":
-            list(client.lift_stream([keypoints] * 3, timeout=1e-5))
+            list(client.lift_stream([slow_keypoints] * 3, timeout=1e-3))
         else:
-            list(client.augment_stream(poses3d, count=8, timeout=1e-5))
+            list(client.augment_stream(poses3d, count=1024, timeout=1e-3))
     assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 

@@ -144,14 +144,14 @@ def test_async_streams_from_sync_and_async_iterables(server, client, keypoints, 
     )
 
 
-def test_async_errors_are_poseaug_errors(server, keypoints) -> None:
+def test_async_errors_are_poseaug_errors(server, keypoints, slow_keypoints) -> None:
     async def run() -> list[PoseAugError]:
         errors = []
         async with AsyncPoseAugClient(server.address) as aclient:
             for call in (
                 lambda: aclient.lift(np.full((2, 17, 2), np.nan)),
                 lambda: aclient.model_info("nope"),
-                lambda: aclient.lift(keypoints, timeout=1e-5),
+                lambda: aclient.lift(slow_keypoints, timeout=1e-3),
             ):
                 try:
                     await call()

@@ -28,6 +28,7 @@ from pathlib import Path
 import grpc
 
 from poseaug_service.config import TOKEN_ENV
+from poseaug_service.wire import refusing_handler
 
 log = logging.getLogger(__name__)
 
@@ -128,23 +129,7 @@ def bearer_token(metadata) -> str | None:
     return None
 
 
-def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that aborts; requests stay unparsed bytes."""
-
-    def deny(_request, context: grpc.ServicerContext):
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-    kwargs = {"request_deserializer": None, "response_serializer": handler.response_serializer}
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny, **kwargs)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny, **kwargs)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny, **kwargs)
-    return grpc.unary_unary_rpc_method_handler(deny, **kwargs)
-
-
-class BearerTokenInterceptor(grpc.ServerInterceptor):
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """UNAUTHENTICATED for every call without an accepted token, except EXEMPT_PREFIXES."""
 
     def __init__(
@@ -153,20 +138,21 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         self._store = store
         self._on_reject = on_reject
 
-    def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
         if method.startswith(EXEMPT_PREFIXES):
-            return continuation(handler_call_details)
+            return await continuation(handler_call_details)
         token = bearer_token(handler_call_details.invocation_metadata)
         if self._store.accepts(token):
-            return continuation(handler_call_details)
-        handler = continuation(handler_call_details)
+            return await continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         if handler is None:  # unknown method: let gRPC answer UNIMPLEMENTED
             return None
         reason = "missing" if token is None else "invalid"
         self._on_reject(method, reason)
-        return _refusal(
+        return refusing_handler(
             handler,
+            grpc.StatusCode.UNAUTHENTICATED,
             "missing bearer token: send metadata 'authorization: Bearer <token>'"
             if token is None
             else "invalid bearer token",

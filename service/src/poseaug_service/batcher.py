@@ -2,11 +2,14 @@
 
 Callers `submit` a request of n rows and wait on it; worker threads own every session run.
 A worker takes requests from the queue head until it has `max_batch` rows. It waits for more
-callers (at most `max_delay_s` after the oldest request arrived) only while fewer requests are
-queued than its previous batch served: callers that just got answers usually come back, while a
-lone caller is never held back by the delay. A request larger than
-the room left is split: its remaining rows go to the back of the queue, so a bulk request is
-processed in `max_batch` chunks while small requests keep getting turns. The queue holds at
+callers (at most `max_delay_s` after the oldest request arrived) only when more are likely:
+while fewer requests are queued than its previous batch served (callers that just got answers
+usually come back), or when a request submitted as `concurrent` (its caller saw other calls in
+flight) arrived within the last `max_delay_s`. A lone caller is never held back by the delay;
+the second rule matters on an asyncio server, where a burst of callers arrives one call at a
+time rather than all at once. A request larger than the room left is split: its remaining
+rows go to the back of the queue, so a bulk request is processed in `max_batch` chunks while
+small requests keep getting turns. The queue holds at
 most `max_queue` requests; beyond that `submit` raises ResourceExhaustedError instead of growing.
 Requests whose caller has gone (cancelled, deadline passed) are dropped before they run.
 A request may bring its own `run` (the session of the model version it was parsed with): a
@@ -61,10 +64,17 @@ class Pending:
     cancelled: bool = False
     error: ServiceError | BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    on_done: Callable[[], None] | None = None  # e.g. wakes an asyncio handler
 
     @property
     def rows(self) -> int:
         return self.inputs.shape[0]
+
+    def finish(self) -> None:
+        """Mark the request answered (outputs or error set) and wake whoever waits on it."""
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
 
 class DynamicBatcher:
@@ -88,6 +98,7 @@ class DynamicBatcher:
         self._queue: collections.deque[Pending] = collections.deque()
         self._queued_rows = 0
         self._last_requests = 1
+        self._concurrent_at = -float("inf")  # when the last `concurrent` request arrived
         self._cond = threading.Condition()
         self._closed = False
         self._threads = [
@@ -103,10 +114,13 @@ class DynamicBatcher:
         inputs: np.ndarray,
         is_active: Callable[[], bool] = lambda: True,
         run: RunFn | None = None,
+        on_done: Callable[[], None] | None = None,
+        concurrent: bool = False,
     ) -> Pending:
         """Queue `inputs` [n, ...] for `run` (default: the batcher's); raises
-        ResourceExhaustedError when the queue is full."""
-        pending = Pending(inputs=inputs, is_active=is_active, run=run or self._run)
+        ResourceExhaustedError when the queue is full. `on_done` is called once, from the
+        thread that answers the request (a worker, or the caller of `cancel`)."""
+        pending = Pending(inputs=inputs, is_active=is_active, run=run or self._run, on_done=on_done)
         with self._cond:
             if self._closed:
                 raise UnavailableError("", "server is shutting down")
@@ -116,6 +130,8 @@ class DynamicBatcher:
                 )
             self._queue.append(pending)
             self._queued_rows += pending.rows
+            if concurrent:
+                self._concurrent_at = pending.enqueued_at
             self._stats.on_depth(len(self._queue))
             self._cond.notify()
         return pending
@@ -127,7 +143,7 @@ class DynamicBatcher:
                 return
             pending.cancelled = True
             pending.error = CancelledError("", "call cancelled or deadline exceeded")
-            pending.done.set()
+            pending.finish()
 
     def wait(self, pending: Pending, timeout: float | None = None) -> np.ndarray:
         """Block until the request's rows are all computed; returns [n, ...] outputs."""
@@ -162,7 +178,7 @@ class DynamicBatcher:
                 deadline = self._queue[0].enqueued_at + self._max_delay
                 while (
                     self._queued_rows < self._max_batch
-                    and len(self._queue) < self._last_requests
+                    and self._more_expected()
                     and not self._closed
                 ):
                     remaining = deadline - time.perf_counter()
@@ -184,7 +200,7 @@ class DynamicBatcher:
                     if not p.cancelled:
                         p.cancelled = True
                         p.error = CancelledError("", "call cancelled or deadline exceeded")
-                        p.done.set()
+                        p.finish()
                     continue
                 if not p.started:
                     p.started = True
@@ -199,6 +215,12 @@ class DynamicBatcher:
             self._stats.on_depth(len(self._queue))
             self._last_requests = len(parts)
             return parts
+
+    def _more_expected(self) -> bool:
+        """Under the lock: is it worth holding the queued requests for more callers?"""
+        if len(self._queue) < self._last_requests:
+            return True
+        return time.perf_counter() - self._concurrent_at < self._max_delay
 
     def _work(self) -> None:
         while True:
@@ -222,7 +244,7 @@ class DynamicBatcher:
                         if not p.done.is_set():
                             p.error = exc
                             p.cancelled = True
-                            p.done.set()
+                            p.finish()
                 continue
             self._scatter(parts, y)
 
@@ -246,4 +268,4 @@ class DynamicBatcher:
                 p.done_rows += n
                 finished = p.done_rows == p.rows
             if finished:
-                p.done.set()
+                p.finish()

@@ -25,7 +25,7 @@ class ServerConfig:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     ort_spinning: bool = False
-    grpc_workers: int = 64
+    grpc_workers: int = 8
     max_concurrent_rpcs: int = 1024
     batch_workers: int = 1
     max_batch: int = 1024
@@ -75,7 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let ORT threads spin between runs (faster on idle hosts, steals CPU from gRPC)",
     )
-    p.add_argument("--grpc-workers", type=int, default=64, help="gRPC handler threads")
+    p.add_argument(
+        "--grpc-workers",
+        type=int,
+        default=8,
+        help="threads for blocking work off the event loop: parsing and answering large "
+        "requests, augmentor runs",
+    )
     p.add_argument(
         "--max-concurrent-rpcs",
         type=int,
@@ -91,8 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=2000,
         help="longest wait for more callers before a batch runs, microseconds; a worker only "
-        "waits while fewer requests are queued than its previous batch held, so a lone caller "
-        "never waits (0 = never wait)",
+        "waits when other calls are in flight, so a lone caller never waits (0 = never wait)",
     )
     p.add_argument(
         "--max-queue",

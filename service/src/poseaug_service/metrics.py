@@ -2,7 +2,7 @@
 
 Served names (all prefixed `poseaug_`): requests_total and errors_total by method and gRPC
 code, request_latency_seconds by method, batch_size (poses per ORT run), queue_delay_seconds,
-poses_total by method (rate() gives poses/s), inflight_requests, queue_depth,
+poses_total by method (rate() gives poses/s), inflight_requests by method, queue_depth,
 auth_failures_total by method and reason (refused before the handler: not in requests_total),
 reloads_total by result, and model_info (1 per served bundle, labelled with its version, so a
 rollout of a new bundle version is visible per replica).
@@ -11,6 +11,7 @@ rollout of a new bundle version is visible per replica).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -23,11 +24,20 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
 _DELAY_BUCKETS = (1e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1, 5)
 
 
+@dataclass(frozen=True)
+class CallMetrics:
+    inflight: Gauge
+    latency: Histogram
+    ok: Counter
+    poses: Counter
+
+
 class Metrics:
     """All server metrics; a fresh registry per server keeps tests and processes apart."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._calls: dict[str, CallMetrics] = {}
         r = self.registry
         self.requests = Counter(
             "poseaug_requests",
@@ -65,7 +75,9 @@ class Metrics:
         self.poses = Counter(
             "poseaug_poses", "Output poses produced, by method", ["method"], registry=r
         )
-        self.inflight = Gauge("poseaug_inflight_requests", "RPCs being handled", registry=r)
+        self.inflight = Gauge(
+            "poseaug_inflight_requests", "RPCs being handled", ["method"], registry=r
+        )
         self.queue_depth = Gauge(
             "poseaug_queue_depth", "Requests waiting in the lift batch queue", ["model"], registry=r
         )
@@ -87,6 +99,19 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
+
+    def call_metrics(self, method: str) -> CallMetrics:
+        """The labelled children one method's calls touch, looked up once (labels() costs a
+        lock and a dict lookup, which adds up on a hot path of small calls)."""
+        found = self._calls.get(method)
+        if found is None:
+            found = self._calls[method] = CallMetrics(
+                inflight=self.inflight.labels(method),
+                latency=self.latency.labels(method),
+                ok=self.requests.labels(method, "OK"),
+                poses=self.poses.labels(method),
+            )
+        return found
 
     def set_models(self, versions: dict[str, str]) -> None:
         """Publish the served bundle versions (model_info), dropping versions gone."""

@@ -1,4 +1,9 @@
-"""PoseAugService handlers: parse, hand work to the batcher / augment engine, answer.
+"""PoseAugService handlers on grpc.aio: parse, hand work to the batcher / augment engine, answer.
+
+All handlers run on one asyncio event loop. A lift request is parsed on the loop (or in the
+worker pool when it is large), queued in its model's DynamicBatcher, and the handler awaits a
+future that the batch worker resolves through `call_soon_threadsafe`: one thread handoff each
+way, none per gRPC worker thread. Augment runs its ONNX Runtime work in the worker pool.
 
 Every handler is wrapped by `_instrumented`, which turns ServiceError into the matching gRPC
 status (message naming the field) and records requests, errors, latency and in-flight calls.
@@ -6,17 +11,18 @@ status (message naming the field) and records requests, errors, latency and in-f
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import functools
 import inspect
 import json
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import numpy as np
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
 from poseaug_service.augmentation import (
@@ -27,13 +33,14 @@ from poseaug_service.augmentation import (
     AugmentJob,
     parse_augment,
 )
-from poseaug_service.batcher import DynamicBatcher
+from poseaug_service.batcher import DynamicBatcher, Pending
 from poseaug_service.config import ServerConfig
 from poseaug_service.errors import (
     CancelledError,
     DeadlineExceededError,
     InvalidArgumentError,
     ServiceError,
+    UnavailableError,
 )
 from poseaug_service.keypoint_formats import H36M_JOINT_NAMES, H36M_PARENTS, INPUT_FORMATS
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
@@ -47,22 +54,35 @@ log = logging.getLogger(__name__)
 STREAM_WINDOW = 8
 # Rows per augmentor run.
 AUGMENT_SUB_CHUNK = 8192
+# Requests up to this many payload bytes (about 480 poses of keypoints) are parsed and answered
+# on the event loop; larger ones in the worker pool, so a bulk call never stalls small ones.
+INLINE_BYTES = 64 * 1024
 _NO_DEADLINE = 1e7
 
 
 def _instrumented(method: str) -> Callable:
-    """Map errors to status codes and record metrics, for unary and server-streaming handlers."""
+    """Map errors to status codes and record metrics, for unary and server-streaming handlers.
+    Once the server is closing, new calls are refused with UNAVAILABLE (clients retry that on
+    another replica) while calls already in flight finish."""
 
     def decorate(fn: Callable) -> Callable:
-        def finish(self, context, code: grpc.StatusCode, started: float, exc=None) -> None:
-            m: Metrics = self.metrics
-            m.inflight.dec()
-            m.requests.labels(method, code.name).inc()
-            if code != grpc.StatusCode.OK:
-                m.errors.labels(method, code.name).inc()
-            m.latency.labels(method).observe(time.perf_counter() - started)
-            if exc is not None:
-                context.abort(code, str(exc))
+        def begin(self) -> float:
+            self.metrics.call_metrics(method).inflight.inc()
+            self.active_calls += 1
+            if self.closing:
+                raise UnavailableError("", "server is shutting down; retry elsewhere")
+            return time.perf_counter()
+
+        def finish(self, code: grpc.StatusCode, started: float) -> None:
+            calls = self.metrics.call_metrics(method)
+            calls.inflight.dec()
+            self.active_calls -= 1
+            if code == grpc.StatusCode.OK:
+                calls.ok.inc()
+            else:
+                self.metrics.requests.labels(method, code.name).inc()
+                self.metrics.errors.labels(method, code.name).inc()
+            calls.latency.observe(time.perf_counter() - started)
 
         def classify(exc: BaseException) -> grpc.StatusCode:
             if isinstance(exc, ServiceError):
@@ -70,34 +90,42 @@ def _instrumented(method: str) -> Callable:
             log.exception("%s failed", method, exc_info=exc)
             return grpc.StatusCode.INTERNAL
 
-        if inspect.isgeneratorfunction(fn):
+        if inspect.isasyncgenfunction(fn):
 
             @functools.wraps(fn)
-            def stream_wrapper(self, request, context):
+            async def stream_wrapper(self, request, context):
                 started = time.perf_counter()
-                self.metrics.inflight.inc()
                 try:
-                    yield from fn(self, request, context)
-                except GeneratorExit:
-                    finish(self, context, grpc.StatusCode.CANCELLED, started)
+                    started = begin(self)
+                    async for item in fn(self, request, context):
+                        yield item
+                except (asyncio.CancelledError, GeneratorExit):
+                    finish(self, grpc.StatusCode.CANCELLED, started)
                     raise
                 except Exception as exc:
-                    finish(self, context, classify(exc), started, exc)
+                    code = classify(exc)
+                    finish(self, code, started)
+                    await context.abort(code, str(exc))
                 else:
-                    finish(self, context, grpc.StatusCode.OK, started)
+                    finish(self, grpc.StatusCode.OK, started)
 
             return stream_wrapper
 
         @functools.wraps(fn)
-        def unary_wrapper(self, request, context):
+        async def unary_wrapper(self, request, context):
             started = time.perf_counter()
-            self.metrics.inflight.inc()
             try:
-                response = fn(self, request, context)
+                started = begin(self)
+                response = await fn(self, request, context)
+            except asyncio.CancelledError:
+                finish(self, grpc.StatusCode.CANCELLED, started)
+                raise
             except Exception as exc:
-                finish(self, context, classify(exc), started, exc)
+                code = classify(exc)
+                finish(self, code, started)
+                await context.abort(code, str(exc))
             else:
-                finish(self, context, grpc.StatusCode.OK, started)
+                finish(self, grpc.StatusCode.OK, started)
                 return response
 
         return unary_wrapper
@@ -105,30 +133,37 @@ def _instrumented(method: str) -> Callable:
     return decorate
 
 
-def _time_left(context: grpc.ServicerContext) -> float | None:
-    """Seconds to the caller's deadline; None without one (gRPC reports a huge number)."""
-    remaining = context.time_remaining()
-    return None if remaining is None or remaining > _NO_DEADLINE else max(remaining, 0.0)
+class CallState:
+    """What worker threads may ask about a call: has its caller gone? Set from the loop."""
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        remaining = context.time_remaining()
+        self.deadline = (
+            None
+            if remaining is None or remaining > _NO_DEADLINE
+            else time.perf_counter() + max(remaining, 0.0)
+        )
+        self.cancelled = False
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.perf_counter())
+
+    def is_active(self) -> bool:
+        return not self.cancelled and (self.deadline is None or time.perf_counter() < self.deadline)
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.perf_counter() >= self.deadline
+
+    def as_status(self, exc: CancelledError) -> ServiceError:
+        """Work dropped because the deadline passed is DEADLINE_EXCEEDED, not CANCELLED."""
+        if self.past_deadline():
+            return DeadlineExceededError("", "deadline exceeded before the work finished")
+        return exc
 
 
-@contextlib.contextmanager
-def _deadline_as_status(context: grpc.ServicerContext) -> Iterator[None]:
-    """Work dropped because the deadline passed is DEADLINE_EXCEEDED, not CANCELLED."""
-    try:
-        yield
-    except CancelledError:
-        left = _time_left(context)
-        if left is not None and left <= 0:
-            raise DeadlineExceededError("", "deadline exceeded before the work finished") from None
-        raise
-
-
-def _is_active(context: grpc.ServicerContext) -> Callable[[], bool]:
-    def active() -> bool:
-        remaining = _time_left(context)
-        return context.is_active() and (remaining is None or remaining > 0)
-
-    return active
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
@@ -138,6 +173,8 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         self.config = config
         self.repo = repo
         self.metrics = metrics
+        self.active_calls = 0  # PoseAugService calls being handled (touched on the loop only)
+        self.closing = False  # set by the server's graceful stop: new calls get UNAVAILABLE
         self.batchers: dict[str, DynamicBatcher] = {}
         self._batchers_lock = threading.Lock()
         for name in repo.models:
@@ -148,6 +185,10 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             slots=config.batch_workers,
             sub_chunk=min(AUGMENT_SUB_CHUNK, max(config.max_batch, 256)),
             on_run=lambda model, n: augment_batch.labels(model=model, kind="augment").observe(n),
+        )
+        # Blocking work off the event loop: large parses and answers, augmentor runs.
+        self.pool = ThreadPoolExecutor(
+            max_workers=config.grpc_workers, thread_name_prefix="poseaug-work"
         )
 
     @property
@@ -160,6 +201,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             batchers = list(self.batchers.values())
         for batcher in batchers:
             batcher.close()
+        self.pool.shutdown(wait=True)
 
     def _batcher(self, name: str) -> DynamicBatcher:
         """The lift batcher of a model name, created on first use (a reload may add names).
@@ -183,93 +225,158 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                 )
             return self.batchers[name]
 
+    async def _blocking(self, size: int, fn: Callable, *args):
+        """fn(*args) inline when the payload is small, else in the worker pool."""
+        if size <= INLINE_BYTES:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
     # --- lifting ---------------------------------------------------------------------------
-    def _submit(self, parsed: LiftInput, context: grpc.ServicerContext):
+    def _submit(self, parsed: LiftInput, call: CallState):
+        """Queue a parsed request; returns what `_collect` needs to await its answer."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         batcher = self._batcher(parsed.model.name)
-        pending = batcher.submit(parsed.keypoints, _is_active(context), run=parsed.model.run_lifter)
-        return batcher, pending
+        pending = batcher.submit(
+            parsed.keypoints,
+            call.is_active,
+            run=parsed.model.run_lifter,
+            on_done=lambda: loop.call_soon_threadsafe(_resolve, future),
+            concurrent=self.active_calls > 1,
+        )
+        return batcher, pending, future
 
-    def _collect(self, batcher, pending, context: grpc.ServicerContext):
-        with _deadline_as_status(context):
-            return batcher.wait(pending, _time_left(context))
+    async def _collect(
+        self, batcher: DynamicBatcher, pending: Pending, future: asyncio.Future, call: CallState
+    ) -> np.ndarray:
+        try:
+            if call.deadline is None:
+                await future
+            else:
+                await asyncio.wait_for(future, call.time_left())
+        except TimeoutError:
+            call.cancelled = True
+            batcher.cancel(pending)
+            raise DeadlineExceededError("", "deadline exceeded before the work finished") from None
+        except asyncio.CancelledError:
+            call.cancelled = True
+            batcher.cancel(pending)
+            raise
+        if pending.error is not None:
+            if isinstance(pending.error, CancelledError):
+                raise call.as_status(pending.error)
+            raise pending.error
+        assert pending.outputs is not None
+        return pending.outputs
 
-    @_instrumented("Lift2Dto3D")
-    def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
-        parsed = parse_lift(request, self.repo, self.config.max_poses_per_request)
-        batcher, pending = self._submit(parsed, context)
-        context.add_callback(lambda: batcher.cancel(pending))
-        pose3d = self._collect(batcher, pending, context)
-        require_finite_result(pose3d, "keypoints.data")
-        self.metrics.poses.labels("Lift2Dto3D").inc(len(pose3d))
+    def _answer(self, parsed: LiftInput, pose3d: np.ndarray, method: str, field: str):
+        require_finite_result(pose3d, field)
+        self.metrics.call_metrics(method).poses.inc(len(pose3d))
         return lift_response(parsed, pose3d)
 
+    async def _parse_lift(self, request, prefix: str = "") -> LiftInput:
+        return await self._blocking(
+            len(request.keypoints.data),
+            parse_lift,
+            request,
+            self.repo,
+            self.config.max_poses_per_request,
+            prefix,
+        )
+
+    @_instrumented("Lift2Dto3D")
+    async def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
+        call = CallState(context)
+        parsed = await self._parse_lift(request)
+        pose3d = await self._collect(*self._submit(parsed, call), call)
+        return await self._blocking(
+            pose3d.nbytes, self._answer, parsed, pose3d, "Lift2Dto3D", "keypoints.data"
+        )
+
     @_instrumented("StreamLift2Dto3D")
-    def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
-        """A reader thread validates and queues messages ahead; answers go out in order."""
-        window: queue.Queue = queue.Queue(maxsize=STREAM_WINDOW)
-        stop = threading.Event()
-        context.add_callback(stop.set)
+    async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
+        """A reader task validates and queues messages ahead; answers go out in order."""
+        call = CallState(context)
+        window: asyncio.Queue = asyncio.Queue(maxsize=STREAM_WINDOW)
 
-        def read() -> None:
+        async def read() -> None:
+            k = 0
             try:
-                for k, msg in enumerate(request_iterator):
-                    if stop.is_set():
-                        return
+                async for msg in request_iterator:
                     try:
-                        parsed = parse_lift(
-                            msg.request,
-                            self.repo,
-                            self.config.max_poses_per_request,
-                            prefix=f"request[{k}].",
-                        )
-                        item = (parsed, *self._submit(parsed, context))
+                        parsed = await self._parse_lift(msg.request, prefix=f"request[{k}].")
+                        item = (parsed, *self._submit(parsed, call))
                     except ServiceError as exc:
-                        window.put(exc)
+                        await window.put(exc)
                         return
-                    window.put(item)
+                    await window.put(item)
+                    k += 1
             except ServiceError as exc:  # a message that did not parse (see wire.py)
-                window.put(exc)
+                await window.put(exc)
                 return
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:  # the stream broke (cancelled or transport error)
-                window.put(CancelledError("", f"request stream ended: {exc}"))
+                await window.put(CancelledError("", f"request stream ended: {exc}"))
                 return
-            window.put(None)
+            await window.put(None)
 
-        reader = threading.Thread(target=read, name="stream-lift-reader", daemon=True)
-        reader.start()
+        reader = asyncio.create_task(read())
         try:
             while True:
-                item = window.get()
+                item = await window.get()
                 if item is None:
                     return
                 if isinstance(item, ServiceError):
                     raise item
-                parsed, batcher, pending = item
-                pose3d = self._collect(batcher, pending, context)
-                require_finite_result(pose3d, "request.keypoints.data")
-                self.metrics.poses.labels("StreamLift2Dto3D").inc(len(pose3d))
-                yield poseaug_pb2.StreamLift2Dto3DResponse(response=lift_response(parsed, pose3d))
+                parsed, batcher, pending, future = item
+                pose3d = await self._collect(batcher, pending, future, call)
+                response = await self._blocking(
+                    pose3d.nbytes,
+                    self._answer,
+                    parsed,
+                    pose3d,
+                    "StreamLift2Dto3D",
+                    "request.keypoints.data",
+                )
+                yield poseaug_pb2.StreamLift2Dto3DResponse(response=response)
         finally:
-            stop.set()
-            while True:  # release queued work of a stream that ended early
-                try:
-                    item = window.get_nowait()
-                except queue.Empty:
-                    break
+            call.cancelled = True
+            reader.cancel()
+            while not window.empty():  # release queued work of a stream that ended early
+                item = window.get_nowait()
                 if isinstance(item, tuple):
                     item[1].cancel(item[2])
 
     # --- augmentation ----------------------------------------------------------------------
-    def _augment_rows(self, job: AugmentJob, start: int, stop: int, context, method: str):
-        with _deadline_as_status(context):
-            out = self.augment.compute(job, start, stop, _is_active(context))
+    def _augment_rows(self, job: AugmentJob, start: int, stop: int, call: CallState, method: str):
+        """Runs in the worker pool: augmentor runs, checks and the response message."""
+        try:
+            out = self.augment.compute(job, start, stop, call.is_active)
+        except CancelledError as exc:
+            raise call.as_status(exc) from None
         require_finite_result(out, "poses3d.data")
-        self.metrics.poses.labels(method).inc(stop - start)
+        self.metrics.call_metrics(method).poses.inc(stop - start)
         return job.response(out)
 
+    async def _in_pool(self, call: CallState, fn: Callable, *args):
+        """fn(*args) in the worker pool; a caller who leaves stops it at its next sub-chunk."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        except asyncio.CancelledError:
+            call.cancelled = True
+            raise
+
     @_instrumented("Augment")
-    def Augment(self, request, context):  # noqa: N802 (gRPC method name)
-        job = parse_augment(request, self.repo, self.config.max_poses_per_request)
+    async def Augment(self, request, context):  # noqa: N802 (gRPC method name)
+        call = CallState(context)
+        job = await self._blocking(
+            len(request.poses3d.data),
+            parse_augment,
+            request,
+            self.repo,
+            self.config.max_poses_per_request,
+        )
         if job.response_bytes(job.total) > self._message_limit:
             raise InvalidArgumentError(
                 "count",
@@ -278,16 +385,24 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                 f"{self.config.max_message_mb} MiB message limit; use StreamAugment",
             )
         with self.augment.admitted():
-            return self._augment_rows(job, 0, job.total, context, "Augment")
+            return await self._in_pool(call, self._augment_rows, job, 0, job.total, call, "Augment")
 
     @_instrumented("StreamAugment")
-    def StreamAugment(self, request, context):  # noqa: N802 (gRPC method name)
+    async def StreamAugment(self, request, context):  # noqa: N802 (gRPC method name)
+        call = CallState(context)
         if request.chunk_size > MAX_CHUNK:
             raise InvalidArgumentError(
                 "chunk_size", f"must be 0..{MAX_CHUNK}, got {request.chunk_size}"
             )
         chunk = request.chunk_size or DEFAULT_CHUNK
-        job = parse_augment(request.request, self.repo, MAX_STREAM_ROWS, prefix="request.")
+        job = await self._blocking(
+            len(request.request.poses3d.data),
+            parse_augment,
+            request.request,
+            self.repo,
+            MAX_STREAM_ROWS,
+            "request.",
+        )
         largest = job.response_bytes(min(chunk, job.total))
         if largest > self._message_limit:
             raise InvalidArgumentError(
@@ -298,7 +413,9 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         with self.augment.admitted():
             for start in range(0, job.total, chunk):
                 stop = min(job.total, start + chunk)
-                response = self._augment_rows(job, start, stop, context, "StreamAugment")
+                response = await self._in_pool(
+                    call, self._augment_rows, job, start, stop, call, "StreamAugment"
+                )
                 yield poseaug_pb2.StreamAugmentResponse(chunk=response, offset=start)
 
     # --- model info ------------------------------------------------------------------------
@@ -324,7 +441,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         )
 
     @_instrumented("ListModels")
-    def ListModels(self, request, context):  # noqa: N802 (gRPC method name)
+    async def ListModels(self, request, context):  # noqa: N802 (gRPC method name)
         state = self.repo.state
         return poseaug_pb2.ListModelsResponse(
             models=[self._info(m, state.default_name) for m in state.models.values()],
@@ -332,7 +449,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         )
 
     @_instrumented("GetModelInfo")
-    def GetModelInfo(self, request, context):  # noqa: N802 (gRPC method name)
+    async def GetModelInfo(self, request, context):  # noqa: N802 (gRPC method name)
         state = self.repo.state
         model = resolve_model(state, request.model)
         return poseaug_pb2.GetModelInfoResponse(model=self._info(model, state.default_name))
