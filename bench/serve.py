@@ -6,7 +6,9 @@ Uses the default bundle of --models, or (when there is none) a VideoPose3D-1f-si
 (~8.5M parameters, built with onnx.helper by tests/support/bundles.py) so numbers are
 realistic. Measures: in-process ORT poses/s at batch 1 and 1024; service bulk lifting poses/s
 and its ratio to in-process; 64 concurrent single-pose callers with batching on vs off
-(throughput, p50, p99); one caller's single-pose p50; Augment poses/s. Targets (2-core CPU):
+(throughput, p50, p99); one caller's single-pose p50; Augment poses/s; and the floor, a
+server with an empty handler, which bounds what any Python gRPC server reaches on this host.
+Targets (2-core CPU):
 bulk >= 0.9x in-process, batching on >= 4x off at 64 callers, single-pose p50 <= in-process
 p50 + 1 ms. Timing targets live here, never in tests.
 """
@@ -17,9 +19,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -35,7 +39,7 @@ from poseaug_service.config import ServerConfig  # noqa: E402
 from poseaug_service.runtime import session_options  # noqa: E402
 from tests.support.bundles import make_bundle  # noqa: E402
 from tests.support.protos import lift_request, tensor  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
+from tests.support.server import free_port, running_server  # noqa: E402
 
 
 def pick_bundle(models: Path, scratch: Path) -> tuple[Path, Path, str]:
@@ -113,6 +117,37 @@ def concurrent_callers(address: str, callers: int, seconds: float) -> dict[str, 
     }
 
 
+async def _echo_server(port: int) -> None:
+    """PoseAugService whose Lift2Dto3D answers an empty message at once: the cost of a gRPC
+    call itself on this host, with no parsing, batching or model."""
+
+    class Echo(poseaug_pb2_grpc.PoseAugServiceServicer):
+        async def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
+            return poseaug_pb2.Lift2Dto3DResponse()
+
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    poseaug_pb2_grpc.add_PoseAugServiceServicer_to_server(Echo(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print("READY", flush=True)
+    await server.wait_for_termination()
+
+
+@contextlib.contextmanager
+def echo_server() -> Iterator[str]:
+    """The empty-handler server in its own process (as the real server runs); yields its address."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--echo-server", str(port)], stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"READY"
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def interleaved(a, b, rounds: int) -> tuple[list[float], list[float]]:
     """Time a() and b() alternately, so both see the same background load on a shared host."""
     ta, tb = [], []
@@ -146,7 +181,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each phase")
     parser.add_argument("--callers", type=int, default=64)
     parser.add_argument("--flags", default="", help="extra server flags, space separated")
+    parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.echo_server:
+        asyncio.run(_echo_server(args.echo_server))
+        return 0
     extra = args.flags.split()
     started = time.perf_counter()
     r: dict[str, float] = {}
@@ -204,6 +243,16 @@ def main() -> int:
         if info.has_augmentor:
             r.update(augment_rates(on.stub, args.seconds))
 
+        # The floor: what an empty handler costs here, so the ratios above can be read
+        # against what any Python gRPC server on this host could reach.
+        with echo_server() as address, grpc.insecure_channel(address) as channel:
+            echo = poseaug_pb2_grpc.PoseAugServiceStub(channel)
+            echo.Lift2Dto3D(single)
+            t = timed_loop(lambda: echo.Lift2Dto3D(single), 1.0)
+            r["echo_p50_ms"] = 1e3 * float(np.median(t))
+            load = concurrent_callers(address, args.callers, args.seconds / 2)
+            r[f"echo_{c}_calls_s"] = load["poses_s"]
+
     bulk_ratio = r["bulk_poses_s"] / r["b1024_poses_s"]
     batch_ratio = r[f"on_{c}_poses_s"] / r[f"off_{c}_poses_s"]
     single_over = r["single_p50_ms"] - r["b1_p50_ms"]
@@ -223,6 +272,13 @@ def main() -> int:
         (f"{args.callers} callers x 1 pose, batching on", load("on")),
         (f"{args.callers} callers x 1 pose, batching off", load("off")),
     ]
+    rows.append(
+        (
+            "gRPC floor: empty handler",
+            f"1 caller p50 {r['echo_p50_ms']:.2f} ms; {args.callers} callers "
+            f"{r[f'echo_{c}_calls_s']:.0f} calls/s",
+        )
+    )
     if "augment_poses_s" in r:
         rows.append(("Augment (256 x 16, unary)", f"{r['augment_poses_s']:.0f} poses/s"))
         rows.append(("StreamAugment (102,400 rows)", f"{r['stream_augment_poses_s']:.0f} poses/s"))
@@ -237,6 +293,12 @@ def main() -> int:
     ]
     for name, value, ok, target in checks:
         print(f"  {name:<36} {value:7.2f}  target {target:<8} {'met' if ok else 'MISSED'}")
+    ceiling = r[f"echo_{c}_calls_s"] / r[f"off_{c}_poses_s"]
+    print(
+        f"\n  on this host an empty handler answers {r[f'echo_{c}_calls_s']:.0f} calls/s, so no "
+        f"Python gRPC server could beat {ceiling:.1f}x batching off;\n  and a bare call's "
+        f"round trip ({r['echo_p50_ms']:.2f} ms) is part of every single-pose p50."
+    )
     print(f"\n  wall time {time.perf_counter() - started:.0f} s")
     return 0
 
