@@ -296,3 +296,6 @@ def test_train_2d_flag_takes_gt_sh_or_both() -> None:
     for bad in ("hr", "gt,gt", ""):
         with pytest.raises(SystemExit):
             parser.parse_args(["baseline", "--train-2d", bad])
+    assert parser.parse_args(["poseaug", "--ops", "ba,rt"]).ops == ["ba", "rt"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["poseaug", "--ops", "ba,xx"])

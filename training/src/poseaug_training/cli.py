@@ -28,6 +28,13 @@ def _sources(text: str) -> list[str]:
     return sources
 
 
+def _ops(text: str) -> list[str]:
+    ops = _subjects(text)
+    if not ops or set(ops) - {"ba", "bl", "rt"} or len(set(ops)) != len(ops):
+        raise argparse.ArgumentTypeError(f"expected a comma list of ba, bl, rt; got {text!r}")
+    return ops
+
+
 def _pair(text: str) -> tuple[float, float]:
     a, b = text.split(",")
     return float(a), float(b)
@@ -77,6 +84,12 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
             type=float,
             default=d.aug_weight,
             help="weight of augmented pairs in the estimator loss",
+        )
+        p.add_argument(
+            "--ops",
+            type=_ops,
+            default=d.ops,
+            help="augmentor operations to train and apply: any of ba,bl,rt",
         )
         p.add_argument(
             "--no-transfer-2d-error",

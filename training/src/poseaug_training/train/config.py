@@ -42,6 +42,7 @@ class TrainConfig:
     w_reg: float = 3.0  # BA angle-change range + BL ratio limit (0.1)
     w_feedback_ba: float = 0.1
     w_feedback_rt: float = 0.01
+    ops: list[str] = field(default_factory=lambda: ["ba", "bl", "rt"])  # augmentor ops in use
     aug_weight: float = 0.5  # weight of the augmented pairs in P's loss (source pairs: 1)
     transfer_2d_error: bool = True  # augmented 2D inherit the source's detector error
     max_hardness: float | None = None  # P skips augmented pairs harder than this error ratio;

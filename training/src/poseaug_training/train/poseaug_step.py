@@ -119,6 +119,8 @@ class PoseAugStep:
         self.pool2d = HistoryPool(cfg.pool_size, seed=cfg.seed + 3)
         self.noise = GeneratorState(cfg.seed * 7919 + trainer.dist.rank, dev)
         self.schedule = hard_ratio_schedule(cfg)
+        # Ops switched off pass their input through (the augmentor's arithmetic mask).
+        self.ops = torch.tensor([float(op in cfg.ops) for op in ("ba", "bl", "rt")], device=dev)
         self._hardness: dict[str, torch.Tensor] | None = None  # per-pair error ratios, this step
         self._frac = 0.0
         self.weights = GeneratorLossWeights(
@@ -151,7 +153,7 @@ class PoseAugStep:
         self.augmentor.train()
         n = len(batch)
         noise = self.augmentor.sample_noise(n, generator=self.noise.generator)
-        out = self.augmentor(batch.pose3d, batch.root, *noise)
+        out = self.augmentor(batch.pose3d, batch.root, *noise, ops=self.ops)
         pix_ba = project_to_pixels(out.pose_ba + batch.root[:, None], batch.intrinsics)
         pix_rt = project_to_pixels(out.pose_rt, batch.intrinsics)
         kp_ba = normalize_screen(pix_ba, batch.intrinsics)
