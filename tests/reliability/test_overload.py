@@ -25,12 +25,14 @@ CHANNELS = 10
 POSES = 2000  # 272 KB of keypoints per request: 300 of them queued would be ~80 MB of input
 STORMS = 6
 # Budgets, MiB. Admitting and queueing every caller would need about 300 x (272 KB of request,
-# 272 KB normalized, 408 KB of output) = 285 MB over idle; the bounded server needs far less.
+# 272 KB normalized, 408 KB of output) = 285 MB over idle before gRPC's own buffers; the
+# bounded server (64 calls admitted at once, plus allocator arenas) peaks 150-200 MiB over idle.
 # Allocator arenas make single RSS readings noisy (a storm can end 30 MiB above the one before
-# and the next fall back), so creep is judged on the lower of two readings: the last two storms
-# against the first two. Keeping the refused requests alone would add ~60 MiB per storm, about
-# 240 MiB over the four storms between them.
-PEAK_BUDGET_MIB = 200
+# and the next fall back) and they grow over the first storms before they level off. So creep
+# is judged after two warm-up storms, on the lower of two readings: the last two storms
+# against storms 3 and 4. Keeping the refused requests alone would add ~60 MiB per storm,
+# about 120 MiB between them.
+PEAK_BUDGET_MIB = 240
 CREEP_BUDGET_MIB = 48
 
 
@@ -70,7 +72,7 @@ def storm(stubs, inputs, poses3d) -> Counter:
 def test_overload_is_refused_bounded_and_recovers(models: Path) -> None:
     flags = (
         "--max-queue", "4", "--max-batch", "64", "--max-queue-delay-us", "0",
-        "--max-concurrent-rpcs", "64", "--grpc-workers", "32",
+        "--max-concurrent-rpcs", "64",
     )  # fmt: skip
     rng = np.random.default_rng(0)
     inputs = rng.uniform(0, 1000, (CALLERS, POSES, 17, 2)).astype(np.float32)
@@ -118,5 +120,5 @@ def test_overload_is_refused_bounded_and_recovers(models: Path) -> None:
     assert metric(text, "poseaug_queue_depth") == 0
     assert metric(text, "poseaug_inflight_requests") == 0
     assert peak - idle < PEAK_BUDGET_MIB, f"peak {peak:.0f} MiB vs idle {idle:.0f} MiB"
-    creep = min(after[-2:]) - min(after[:2])
+    creep = min(after[-2:]) - min(after[2:4])
     assert creep < CREEP_BUDGET_MIB, f"RSS crept up storm by storm: {after}"
