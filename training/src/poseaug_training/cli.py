@@ -21,18 +21,18 @@ def _subjects(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def _sources(text: str) -> list[str]:
-    sources = _subjects(text)
-    if not sources or set(sources) - {"gt", "sh"} or len(set(sources)) != len(sources):
-        raise argparse.ArgumentTypeError(f"expected gt, sh or gt,sh; got {text!r}")
-    return sources
+def _subset_of(*allowed: str):
+    """argparse type: a comma list of distinct names from `allowed`, at least one."""
 
+    def parse(text: str) -> list[str]:
+        names = _subjects(text)
+        if not names or set(names) - set(allowed) or len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(
+                f"expected a comma list of {', '.join(allowed)}; got {text!r}"
+            )
+        return names
 
-def _ops(text: str) -> list[str]:
-    ops = _subjects(text)
-    if not ops or set(ops) - {"ba", "bl", "rt"} or len(set(ops)) != len(ops):
-        raise argparse.ArgumentTypeError(f"expected a comma list of ba, bl, rt; got {text!r}")
-    return ops
+    return parse
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -63,7 +63,7 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--init", default=None, help="checkpoint whose estimator starts this run")
     p.add_argument(
         "--train-2d",
-        type=_sources,
+        type=_subset_of("gt", "sh"),
         default=d.train_2d,
         help="2D inputs of the training pairs: gt, sh or gt,sh (both, same 3D targets)",
     )
@@ -87,7 +87,7 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
         )
         p.add_argument(
             "--ops",
-            type=_ops,
+            type=_subset_of("ba", "bl", "rt"),
             default=d.ops,
             help="augmentor operations to train and apply: any of ba,bl,rt",
         )
