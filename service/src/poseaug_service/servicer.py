@@ -250,17 +250,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         self, batcher: DynamicBatcher, pending: Pending, future: asyncio.Future, call: CallState
     ) -> np.ndarray:
         try:
-            if call.deadline is None:
-                await future
-            else:
-                await asyncio.wait_for(future, call.time_left())
-        except TimeoutError:
+            await asyncio.wait_for(future, call.time_left())  # None: no deadline
+        except (TimeoutError, asyncio.CancelledError) as exc:
             call.cancelled = True
             batcher.cancel(pending)
-            raise DeadlineExceededError("", "deadline exceeded before the work finished") from None
-        except asyncio.CancelledError:
-            call.cancelled = True
-            batcher.cancel(pending)
+            if isinstance(exc, TimeoutError):
+                raise DeadlineExceededError(
+                    "", "deadline exceeded before the work finished"
+                ) from None
             raise
         if pending.error is not None:
             if isinstance(pending.error, CancelledError):
