@@ -39,6 +39,7 @@ from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc  # noqa: E402
 from poseaug_service.bundle import find_bundle_dirs  # noqa: E402
 from poseaug_service.config import ServerConfig  # noqa: E402
 from poseaug_service.runtime import session_options  # noqa: E402
+from tests.reliability.procfs import cpu_seconds  # noqa: E402
 from tests.support.bundles import make_bundle  # noqa: E402
 from tests.support.protos import lift_request, tensor  # noqa: E402
 from tests.support.server import free_port, running_server  # noqa: E402
@@ -81,12 +82,6 @@ def in_process_session(lifter: Path) -> ort.InferenceSession:
     return best
 
 
-def process_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, all threads) a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def pixels(n: int, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((n, 17, 2)) * 1000).astype(np.float32)
 
@@ -119,7 +114,8 @@ def concurrent_callers(
             await asyncio.gather(*(caller(i) for i in range(callers)))
             return latencies, time.perf_counter() - t0
 
-    client_cpu, server_cpu = time.process_time(), process_cpu_s(server_pid or os.getpid())
+    client_cpu = time.process_time()
+    server_cpu = cpu_seconds(server_pid) if server_pid is not None else 0.0
     latencies, wall = asyncio.run(run())
     flat = np.asarray(latencies)
     result = {
@@ -129,7 +125,7 @@ def concurrent_callers(
         "client_cpu_us": 1e6 * (time.process_time() - client_cpu) / len(flat),
     }
     if server_pid is not None:
-        result["server_cpu_us"] = 1e6 * (process_cpu_s(server_pid) - server_cpu) / len(flat)
+        result["server_cpu_us"] = 1e6 * (cpu_seconds(server_pid) - server_cpu) / len(flat)
     return result
 
 

@@ -1,8 +1,10 @@
-"""Memory of a process as Linux reports it in /proc/<pid>/status (resident set size now and
-its peak), for tests and the soak benchmark that watch the server for unbounded growth."""
+"""Memory and CPU time of a process as Linux reports them in /proc/<pid> (resident set size now
+and its peak; CPU seconds used), for tests and benchmarks that watch the server: the soak
+benchmark for unbounded growth, bench/serve.py for CPU per call."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -21,3 +23,9 @@ def rss_mib(pid: int) -> float:
 def peak_rss_mib(pid: int) -> float:
     """Largest resident set size so far (VmHWM), MiB."""
     return _status_kib(pid, "VmHWM") / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
