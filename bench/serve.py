@@ -87,13 +87,13 @@ def pixels(n: int, seed: int) -> np.ndarray:
 
 
 def concurrent_callers(
-    address: str, callers: int, seconds: float, server_pid: int | None = None
+    address: str, callers: int, seconds: float, server_pid: int
 ) -> dict[str, float]:
     """`callers` concurrent callers, each sending single-pose requests back to back.
 
     The callers are asyncio tasks on one grpc.aio channel: a light client, so that on a small
     host the measurement is not dominated by 64 client threads fighting over the GIL. Also
-    returns the CPU time per call of this (client) process and, given its pid, of the server.
+    returns the CPU time per call of this (client) process and of the server process.
     """
 
     async def run() -> tuple[list[float], float]:
@@ -114,19 +114,16 @@ def concurrent_callers(
             await asyncio.gather(*(caller(i) for i in range(callers)))
             return latencies, time.perf_counter() - t0
 
-    client_cpu = time.process_time()
-    server_cpu = cpu_seconds(server_pid) if server_pid is not None else 0.0
+    client_cpu, server_cpu = time.process_time(), cpu_seconds(server_pid)
     latencies, wall = asyncio.run(run())
     flat = np.asarray(latencies)
-    result = {
+    return {
         "poses_s": len(flat) / wall,
         "p50_ms": 1e3 * float(np.percentile(flat, 50)),
         "p99_ms": 1e3 * float(np.percentile(flat, 99)),
         "client_cpu_us": 1e6 * (time.process_time() - client_cpu) / len(flat),
+        "server_cpu_us": 1e6 * (cpu_seconds(server_pid) - server_cpu) / len(flat),
     }
-    if server_pid is not None:
-        result["server_cpu_us"] = 1e6 * (cpu_seconds(server_pid) - server_cpu) / len(flat)
-    return result
 
 
 async def _echo_server(port: int) -> None:
