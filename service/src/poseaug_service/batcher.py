@@ -1,20 +1,23 @@
 """Dynamic batching: many callers' poses merged into one ONNX Runtime run.
 
-Callers `submit` a request of n rows and wait on it; worker threads own every session run.
-A worker takes requests from the queue head until it has `max_batch` rows. It waits for more
-callers (at most `max_delay_s` after the oldest request arrived) only when more are likely:
-while fewer requests are queued than its previous batch served (callers that just got answers
-usually come back), or when a request submitted as `concurrent` (its caller saw other calls in
-flight) arrived within the last `max_delay_s`. A lone caller is never held back by the delay;
-the second rule matters on an asyncio server, where a burst of callers arrives one call at a
-time rather than all at once. A request larger than the room left is split: its remaining
-rows go to the back of the queue, so a bulk request is processed in `max_batch` chunks while
-small requests keep getting turns. The queue holds at
-most `max_queue` requests; beyond that `submit` raises ResourceExhaustedError instead of growing.
-Requests whose caller has gone (cancelled, deadline passed) are dropped before they run.
-A request may bring its own `run` (the session of the model version it was parsed with): a
-batch only merges requests with the same `run`, so a model reload never mixes versions in one
-run and in-flight requests finish on the sessions they started with.
+Callers `submit` a request of n rows, wait on it, and `release` it once they have answered
+their own caller; worker threads own every session run. A worker takes requests from the queue
+head until it has `max_batch` rows. It holds them for more (at most `max_delay_s` after the
+oldest arrived) only while a caller it has already served is still being answered: on a busy
+server those callers come straight back with their next request, so waiting for them is what
+lets batches grow, and a caller that is alone, or whose fellow callers are all queued already,
+is never held back. A request larger than the room left is split: its remaining rows go to
+the back of the queue, so a bulk request is processed in `max_batch` chunks while small
+requests keep getting turns. The queue holds at most `max_queue` requests; beyond that `submit`
+raises ResourceExhaustedError instead of growing. Requests whose caller has gone (cancelled,
+deadline passed) are dropped before they run.
+
+A request brings its own `run` (the session of the model version it was parsed with): a batch
+only merges requests with the same `run`, so a model reload never mixes versions in one run
+and in-flight requests finish on the sessions they started with. It may also bring a
+`run_busy`, the same model for a busy host (on CPU: a session with fewer threads, which leaves
+a core to the event loop that answers the other callers); batches run on it while callers
+other than the batch's own are in flight.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class Pending:
     error: ServiceError | BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
     on_done: Callable[[], None] | None = None  # e.g. wakes an asyncio handler
+    run_busy: RunFn | None = None  # `run` for a busy host, when the model has one
+    released: bool = False  # the caller has answered its own caller (see `release`)
 
     @property
     def rows(self) -> int:
@@ -97,8 +102,8 @@ class DynamicBatcher:
         self._stats = stats or BatchStats()
         self._queue: collections.deque[Pending] = collections.deque()
         self._queued_rows = 0
-        self._last_requests = 1
-        self._concurrent_at = -float("inf")  # when the last `concurrent` request arrived
+        self._unreleased = 0  # requests submitted whose callers have not released them yet
+        self._running = 0  # requests in the runs of all workers
         self._cond = threading.Condition()
         self._closed = False
         self._threads = [
@@ -115,12 +120,19 @@ class DynamicBatcher:
         is_active: Callable[[], bool] = lambda: True,
         run: RunFn | None = None,
         on_done: Callable[[], None] | None = None,
-        concurrent: bool = False,
+        run_busy: RunFn | None = None,
     ) -> Pending:
         """Queue `inputs` [n, ...] for `run` (default: the batcher's); raises
         ResourceExhaustedError when the queue is full. `on_done` is called once, from the
-        thread that answers the request (a worker, or the caller of `cancel`)."""
-        pending = Pending(inputs=inputs, is_active=is_active, run=run or self._run, on_done=on_done)
+        thread that answers the request (a worker, or the caller of `cancel`). The caller
+        must `release` the request when it is done with it (`wait` does that itself)."""
+        pending = Pending(
+            inputs=inputs,
+            is_active=is_active,
+            run=run or self._run,
+            on_done=on_done,
+            run_busy=run_busy,
+        )
         with self._cond:
             if self._closed:
                 raise UnavailableError("", "server is shutting down")
@@ -130,15 +142,28 @@ class DynamicBatcher:
                 )
             self._queue.append(pending)
             self._queued_rows += pending.rows
-            if concurrent:
-                self._concurrent_at = pending.enqueued_at
+            self._unreleased += 1
             self._stats.on_depth(len(self._queue))
             self._cond.notify()
         return pending
 
-    def cancel(self, pending: Pending) -> None:
-        """Drop the rest of a request (its caller went away); safe to call at any time."""
+    def release(self, pending: Pending) -> None:
+        """The caller has answered its own caller: it will not come back with this request.
+        Until then a worker may hold a batch for it (see the module docstring). Idempotent."""
         with self._cond:
+            self._release(pending)
+
+    def _release(self, pending: Pending) -> None:
+        if not pending.released:
+            pending.released = True
+            self._unreleased -= 1
+            self._cond.notify_all()  # a worker holding a batch for this caller decides again
+
+    def cancel(self, pending: Pending) -> None:
+        """Drop the rest of a request (its caller went away, so it is released too); safe to
+        call at any time."""
+        with self._cond:
+            self._release(pending)
             if pending.done.is_set():
                 return
             pending.cancelled = True
@@ -147,9 +172,12 @@ class DynamicBatcher:
 
     def wait(self, pending: Pending, timeout: float | None = None) -> np.ndarray:
         """Block until the request's rows are all computed; returns [n, ...] outputs."""
-        if not pending.done.wait(timeout):
-            self.cancel(pending)
-            raise CancelledError("", "deadline exceeded while queued")
+        try:
+            if not pending.done.wait(timeout):
+                self.cancel(pending)
+                raise CancelledError("", "deadline exceeded while queued")
+        finally:
+            self.release(pending)
         if pending.error is not None:
             raise pending.error
         assert pending.outputs is not None
@@ -197,6 +225,7 @@ class DynamicBatcher:
                 left = p.rows - start
                 if p.cancelled or not p.is_active():
                     self._queued_rows -= left
+                    self._release(p)
                     if not p.cancelled:
                         p.cancelled = True
                         p.error = CancelledError("", "call cancelled or deadline exceeded")
@@ -213,14 +242,13 @@ class DynamicBatcher:
                 if p.next_row < p.rows:
                     self._queue.append(p)  # the rest waits its turn behind other callers
             self._stats.on_depth(len(self._queue))
-            self._last_requests = len(parts)
+            self._running += len(parts)
             return parts
 
     def _more_expected(self) -> bool:
-        """Under the lock: is it worth holding the queued requests for more callers?"""
-        if len(self._queue) < self._last_requests:
-            return True
-        return time.perf_counter() - self._concurrent_at < self._max_delay
+        """Under the lock: is a caller that is neither queued nor running, one being answered
+        and so about to come back, worth holding the queued requests for?"""
+        return self._unreleased > len(self._queue) + self._running
 
     def _work(self) -> None:
         while True:
@@ -235,11 +263,12 @@ class DynamicBatcher:
                     x = p.inputs[a:b]
                 else:
                     x = np.concatenate([p.inputs[a:b] for p, a, b in parts])
-                y = parts[0][0].run(np.ascontiguousarray(x))
+                y = self._run_for(parts)(np.ascontiguousarray(x))
                 self._stats.on_batch(len(x))
             except Exception as exc:  # a failed run fails exactly the callers in it
                 log.exception("batch run failed")
                 with self._cond:
+                    self._running -= len(parts)
                     for p, _, _ in parts:
                         if not p.done.is_set():
                             p.error = exc
@@ -247,6 +276,15 @@ class DynamicBatcher:
                             p.finish()
                 continue
             self._scatter(parts, y)
+            with self._cond:
+                self._running -= len(parts)
+
+    def _run_for(self, parts: list[tuple[Pending, int, int]]) -> RunFn:
+        """The batch's `run_busy` while other callers are in flight, else its `run`."""
+        first = parts[0][0]
+        if first.run_busy is not None and self._unreleased > len(parts):
+            return first.run_busy
+        return first.run
 
     def _scatter(self, parts: list[tuple[Pending, int, int]], y: np.ndarray) -> None:
         offset = 0

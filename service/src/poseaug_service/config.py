@@ -24,7 +24,9 @@ class ServerConfig:
     providers: str = "auto"
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    busy_intra_op_threads: int = 0
     ort_spinning: bool = False
+    event_loop: str = "auto"
     grpc_workers: int = 8
     max_concurrent_rpcs: int = 1024
     batch_workers: int = 1
@@ -71,9 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intra-op-threads", type=int, default=0, help="ORT intra-op threads; 0 = ORT")
     p.add_argument("--inter-op-threads", type=int, default=0, help="ORT inter-op threads; 0 = ORT")
     p.add_argument(
+        "--busy-intra-op-threads",
+        type=int,
+        default=0,
+        help="ORT intra-op threads of CPU lifter runs made while other calls are in flight "
+        "(a second session of the same model); 0 = all cores but one, which the event loop "
+        "answering those calls needs",
+    )
+    p.add_argument(
         "--ort-spinning",
         action="store_true",
         help="let ORT threads spin between runs (faster on idle hosts, steals CPU from gRPC)",
+    )
+    p.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the loop every RPC runs on: uvloop (libuv, about a fifth less CPU per call) or "
+        "the standard library's; auto = uvloop when it is installed",
     )
     p.add_argument(
         "--grpc-workers",
@@ -182,6 +199,7 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         "--port": a.port,
         "--intra-op-threads": a.intra_op_threads,
         "--inter-op-threads": a.inter_op_threads,
+        "--busy-intra-op-threads": a.busy_intra_op_threads,
         "--max-queue-delay-us": a.max_queue_delay_us,
         "--grace-s": a.grace_s,
         "--health-port": a.health_port,
@@ -206,7 +224,9 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         providers=a.providers,
         intra_op_threads=a.intra_op_threads,
         inter_op_threads=a.inter_op_threads,
+        busy_intra_op_threads=a.busy_intra_op_threads,
         ort_spinning=a.ort_spinning,
+        event_loop=a.event_loop,
         grpc_workers=a.grpc_workers,
         max_concurrent_rpcs=a.max_concurrent_rpcs,
         batch_workers=a.batch_workers,

@@ -73,9 +73,29 @@ def requested_providers(mode: str) -> list[str]:
     return [CPU]
 
 
-def session_options(config: ServerConfig) -> ort.SessionOptions:
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def busy_intra_op_threads(config: ServerConfig) -> int:
+    """Intra-op threads of the lifter runs made while other calls are in flight: by default
+    all cores but one, which the event loop needs to answer those calls."""
+    if config.busy_intra_op_threads:
+        return config.busy_intra_op_threads
+    return max(1, available_cores() - 1)
+
+
+def session_options(
+    config: ServerConfig, intra_op_threads: int | None = None
+) -> ort.SessionOptions:
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = config.intra_op_threads
+    opts.intra_op_num_threads = (
+        config.intra_op_threads if intra_op_threads is None else intra_op_threads
+    )
     opts.inter_op_num_threads = config.inter_op_threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -88,11 +108,16 @@ def session_options(config: ServerConfig) -> ort.SessionOptions:
 
 
 def open_session(
-    model: bytes | Path, config: ServerConfig, providers: list[str], label: str
+    model: bytes | Path,
+    config: ServerConfig,
+    providers: list[str],
+    label: str,
+    intra_op_threads: int | None = None,
 ) -> ort.InferenceSession:
     """A session from verified model bytes (or a path); `label` names it in errors."""
     source = model if isinstance(model, bytes) else str(model)
-    session = ort.InferenceSession(source, session_options(config), providers=providers)
+    opts = session_options(config, intra_op_threads)
+    session = ort.InferenceSession(source, opts, providers=providers)
     if config.providers == "cuda" and CUDA not in session.get_providers():
         raise BundleError(
             f"{label}: --providers cuda but the CUDA provider did not load "
@@ -122,6 +147,9 @@ class LoadedModel:
     augmentor: ort.InferenceSession | None
     noise_dims: tuple[int, int, int] = (0, 0, 0)
     fingerprint: tuple = ()
+    # The lifter for runs made while other calls are in flight: on CPU a second session with
+    # fewer intra-op threads (see busy_intra_op_threads); None where that would change nothing.
+    lifter_busy: ort.InferenceSession | None = None
 
     @property
     def name(self) -> str:
@@ -139,18 +167,26 @@ class LoadedModel:
         """[n, 17, 2] normalized keypoints -> [n, 17, 3] poses on this version's lifter."""
         return self.lifter.run([LIFTER_OUTPUT], {LIFTER_INPUT: keypoints})[0]
 
+    def run_lifter_busy(self, keypoints: np.ndarray) -> np.ndarray:
+        """`run_lifter` on the busy-host session (the same weights, the same results)."""
+        session = self.lifter_busy or self.lifter
+        return session.run([LIFTER_OUTPUT], {LIFTER_INPUT: keypoints})[0]
+
 
 def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
     """Open the sessions of a verified bundle from its verified bytes."""
     providers = requested_providers(config.providers)
     blobs = bundle.blobs
-    lifter = open_session(
-        blobs.get(bundle.lifter_name, bundle.lifter_file),
-        config,
-        providers,
-        str(bundle.lifter_file),
-    )
+    lifter_source = blobs.get(bundle.lifter_name, bundle.lifter_file)
+    lifter = open_session(lifter_source, config, providers, str(bundle.lifter_file))
     _check_io(lifter, bundle.lifter_file, (LIFTER_INPUT,), (LIFTER_OUTPUT,))
+    lifter_busy = None
+    busy = busy_intra_op_threads(config)
+    idle = config.intra_op_threads or available_cores()
+    if lifter.get_providers() == [CPU] and busy < idle:
+        lifter_busy = open_session(
+            lifter_source, config, providers, str(bundle.lifter_file), intra_op_threads=busy
+        )
     augmentor = None
     dims = (0, 0, 0)
     aug_file = bundle.augmentor_file
@@ -162,7 +198,9 @@ def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
         dims = (int(nd["ba"]), int(nd["bl"]), int(nd["rt"]))
     # The sessions own their copies; drop the bytes so each version holds its weights once.
     lean = replace(bundle, blobs={})
-    return LoadedModel(bundle=lean, lifter=lifter, augmentor=augmentor, noise_dims=dims)
+    return LoadedModel(
+        bundle=lean, lifter=lifter, augmentor=augmentor, noise_dims=dims, lifter_busy=lifter_busy
+    )
 
 
 class RepositoryError(Exception):

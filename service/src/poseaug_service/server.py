@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -219,5 +220,21 @@ async def serve_async(config: ServerConfig) -> int:
     return 0
 
 
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory for `--event-loop` (None: the standard library's loop)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise OSError("--event-loop uvloop: the uvloop package is not installed") from None
+        return None
+    return uvloop.new_event_loop
+
+
 def serve(config: ServerConfig) -> int:
-    return asyncio.run(serve_async(config))
+    factory = event_loop_factory(config.event_loop)
+    log.info("event loop: %s", "uvloop" if factory is not None else "asyncio")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(serve_async(config))

@@ -2,8 +2,8 @@
 
 All handlers run on one asyncio event loop. A lift request is parsed on the loop (or in the
 worker pool when it is large), queued in its model's DynamicBatcher, and the handler awaits a
-future that the batch worker resolves through `call_soon_threadsafe`: one thread handoff each
-way, none per gRPC worker thread. Augment runs its ONNX Runtime work in the worker pool.
+future that the batch worker resolves through a LoopWaker (one loop wake-up per finished
+batch, not per caller). Augment runs its ONNX Runtime work in the worker pool.
 
 Every handler is wrapped by `_instrumented`, which turns ServiceError into the matching gRPC
 status (message naming the field) and records requests, errors, latency and in-flight calls.
@@ -44,6 +44,7 @@ from poseaug_service.errors import (
 )
 from poseaug_service.keypoint_formats import H36M_JOINT_NAMES, H36M_PARENTS, INPUT_FORMATS
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
+from poseaug_service.loop_waker import LoopWaker
 from poseaug_service.metrics import Metrics
 from poseaug_service.runtime import LoadedModel, ModelRepository
 from poseaug_service.tensors import require_finite_result
@@ -161,11 +162,6 @@ class CallState:
         return exc
 
 
-def _resolve(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     """The PoseAugService implementation over a loaded ModelRepository."""
 
@@ -176,6 +172,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         self.active_calls = 0  # PoseAugService calls being handled (touched on the loop only)
         self.closing = False  # set by the server's graceful stop: new calls get UNAVAILABLE
         self.batchers: dict[str, DynamicBatcher] = {}
+        self._waker = LoopWaker(asyncio.get_running_loop())  # built on the serving loop
         self._batchers_lock = threading.Lock()
         for name in repo.models:
             self._batcher(name)
@@ -234,15 +231,16 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     # --- lifting ---------------------------------------------------------------------------
     def _submit(self, parsed: LiftInput, call: CallState):
         """Queue a parsed request; returns what `_collect` needs to await its answer."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         batcher = self._batcher(parsed.model.name)
+        resolve = self._waker.resolve
+        model = parsed.model
         pending = batcher.submit(
             parsed.keypoints,
             call.is_active,
-            run=parsed.model.run_lifter,
-            on_done=lambda: loop.call_soon_threadsafe(_resolve, future),
-            concurrent=self.active_calls > 1,
+            run=model.run_lifter,
+            on_done=lambda: resolve(future),
+            run_busy=model.run_lifter_busy if model.lifter_busy is not None else None,
         )
         return batcher, pending, future
 
@@ -285,10 +283,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     async def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         parsed = await self._parse_lift(request)
-        pose3d = await self._collect(*self._submit(parsed, call), call)
-        return await self._blocking(
-            pose3d.nbytes, self._answer, parsed, pose3d, "Lift2Dto3D", "keypoints.data"
-        )
+        batcher, pending, future = self._submit(parsed, call)
+        try:
+            pose3d = await self._collect(batcher, pending, future, call)
+            return await self._blocking(
+                pose3d.nbytes, self._answer, parsed, pose3d, "Lift2Dto3D", "keypoints.data"
+            )
+        finally:
+            batcher.release(pending)
 
     @_instrumented("StreamLift2Dto3D")
     async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
@@ -306,7 +308,11 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                     except ServiceError as exc:
                         await window.put(exc)
                         return
-                    await window.put(item)
+                    try:
+                        await window.put(item)
+                    except asyncio.CancelledError:  # the stream ended while the window was full
+                        item[1].cancel(item[2])
+                        raise
                     k += 1
             except ServiceError as exc:  # a message that did not parse (see wire.py)
                 await window.put(exc)
@@ -327,15 +333,18 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                 if isinstance(item, ServiceError):
                     raise item
                 parsed, batcher, pending, future = item
-                pose3d = await self._collect(batcher, pending, future, call)
-                response = await self._blocking(
-                    pose3d.nbytes,
-                    self._answer,
-                    parsed,
-                    pose3d,
-                    "StreamLift2Dto3D",
-                    "request.keypoints.data",
-                )
+                try:
+                    pose3d = await self._collect(batcher, pending, future, call)
+                    response = await self._blocking(
+                        pose3d.nbytes,
+                        self._answer,
+                        parsed,
+                        pose3d,
+                        "StreamLift2Dto3D",
+                        "request.keypoints.data",
+                    )
+                finally:
+                    batcher.release(pending)
                 yield poseaug_pb2.StreamLift2Dto3DResponse(response=response)
         finally:
             call.cancelled = True
