@@ -99,7 +99,16 @@ def test_sigkill_mid_run_then_resume_finishes(fake_h36m: Path, tmp_path: Path) -
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
 
 
-def test_torchrun_two_processes_on_cpu(fake_h36m: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["baseline"],
+        # The official schedule: per-rank augmented pairs, equal pass lengths on every rank.
+        ["poseaug", "--estimator-updates", "alternate", "--warmup-epochs", "1"],
+    ],
+    ids=["baseline", "poseaug-alternate"],
+)
+def test_torchrun_two_processes_on_cpu(fake_h36m: Path, tmp_path: Path, mode: list[str]) -> None:
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -110,7 +119,7 @@ def test_torchrun_two_processes_on_cpu(fake_h36m: Path, tmp_path: Path) -> None:
         "--standalone",
         "-m",
         "poseaug_training.cli",
-        "baseline",
+        *mode,
         "--data",
         str(fake_h36m),
         "--out",
@@ -257,9 +266,32 @@ def test_poseaug_run_trains_every_part_and_exports_both_models(
     assert np.all(outs["pose3d_aug"][:, :, 2] > 0)
 
 
-def test_resume_of_a_poseaug_run_is_exact(fake_h36m: Path, tmp_path: Path) -> None:
+def test_alternate_updates_pass_over_augmented_then_source_pairs(
+    fake_h36m: Path, tmp_path: Path
+) -> None:
+    """The official schedule: after the warm-up, P trains only at the epoch's end, one pass over
+    the epoch's augmented pairs and one over the source pairs (Adam's step count tells)."""
+    run = tmp_path / "alt"
+    args = ["poseaug", "--data", str(fake_h36m), "--out", str(run), "--subjects", "S1,S5"]
+    args += ["--epochs", "2", "--warmup-epochs", "1", "--estimator-updates", "alternate", *TINY]
+    assert main(args) == 0
+    state = load_checkpoint(run / "checkpoint.pt")
+    warm, full = state["history"]
+    assert "aug_pairs" not in warm
+    steps_per_epoch = state["global_step"] // 2
+    aug_steps = int(full["aug_pairs"]) // 64
+    assert aug_steps >= 1 and np.isfinite(full["loss_pose_aug"])
+    adam_steps = {int(v["step"]) for v in state["optimizer"]["state"].values()}
+    assert adam_steps == {steps_per_epoch + aug_steps + steps_per_epoch}
+    assert state["config"]["estimator_updates"] == "alternate"
+
+
+@pytest.mark.parametrize("updates", ["mixed", "alternate"])
+def test_resume_of_a_poseaug_run_is_exact(fake_h36m: Path, tmp_path: Path, updates: str) -> None:
     common = [
         "poseaug",
+        "--estimator-updates",
+        updates,
         "--data",
         str(fake_h36m),
         "--subjects",

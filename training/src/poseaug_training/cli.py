@@ -86,6 +86,14 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
             help="weight of augmented pairs in the estimator loss",
         )
         p.add_argument(
+            "--estimator-updates",
+            choices=("mixed", "alternate"),
+            default=d.estimator_updates,
+            help="mixed: every step updates P on the source batch plus its weighted augmented "
+            "pairs; alternate (official code): after each epoch of A/D training, P takes one "
+            "pass over that epoch's augmented pairs, then one over the source pairs",
+        )
+        p.add_argument(
             "--ops",
             type=_subset_of("ba", "bl", "rt"),
             default=d.ops,

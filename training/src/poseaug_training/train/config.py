@@ -43,6 +43,10 @@ class TrainConfig:
     w_feedback_ba: float = 0.1
     w_feedback_rt: float = 0.01
     ops: list[str] = field(default_factory=lambda: ["ba", "bl", "rt"])  # augmentor ops in use
+    estimator_updates: str = "mixed"  # how P learns from augmented pairs after the warm-up:
+    # "mixed": every step, one update on the source batch plus its augmented pairs weighted by
+    # aug_weight; "alternate" (the official code): A and D train through the epoch while its
+    # augmented pairs are collected, then P takes one pass over them and one over the source
     aug_weight: float = 0.5  # weight of the augmented pairs in P's loss (source pairs: 1)
     transfer_2d_error: bool = True  # augmented 2D inherit the source's detector error
     max_hardness: float | None = None  # P skips augmented pairs harder than this error ratio;

@@ -5,16 +5,22 @@ Follows the official implementation (jfzhang95/PoseAug) where the paper is silen
   and the 2D discriminator (on the projected RT output), the BA/BL regularizers, and - after
   the GAN-only warm-up - the error feedback on the BA and RT outputs with per-op hard ratios.
 - D is updated every `d_every` steps on fakes drawn through history pools.
-- P is updated on source pairs and augmented pairs (BA and RT outputs) every step.
+- P is updated on source pairs and augmented pairs, by one of two schedules (below).
 
-Differences from the official code, chosen for short training budgets and recorded in the
-training config: the feedback terms use half of the batch each (BA on the first half, RT on
-the second); P sees augmented pairs step by step in one update whose loss weighs them by
-`aug_weight`, instead of an epoch-end buffer; and P skips augmented pairs harder than the
-feedback band allows (error ratio above beta + tolerance), which the official recipe only
-discourages through the augmentor's loss. Without that filter, a short run teaches P on
-augmentations 30x harder than its source error and its accuracy collapses. When the source 2D
-are detections, the augmented 2D inherit the source pair's detector error (`transfer_2d_error`).
+P's updates after the warm-up follow `estimator_updates`:
+- "alternate" is the official schedule: through the epoch only A and D train while the RT
+  outputs that stay inside the image are collected; at the epoch's end P takes one pass over
+  those augmented pairs, then one pass over the source pairs, so every epoch ends on real data.
+  P takes twice the baseline's steps per epoch, as in the official recipe.
+- "mixed" (chosen for short budgets): every step P takes one update whose loss adds the
+  step's augmented pairs (BA outputs of the first half of the batch, RT outputs of the second)
+  weighted by `aug_weight`, and skips pairs harder than the feedback band allows (error ratio
+  above beta + tolerance), which the official recipe only discourages through A's loss.
+  Without that filter, a short mixed run teaches P on augmentations 30x harder than its source
+  error and its accuracy collapses.
+Other differences, recorded in the training config: the feedback terms use half of the batch
+each (BA on the first half, RT on the second); when the source 2D are detections, the
+augmented 2D inherit the source pair's detector error (`transfer_2d_error`).
 """
 
 from __future__ import annotations
@@ -122,6 +128,8 @@ class PoseAugStep:
         # Ops switched off pass their input through (the augmentor's arithmetic mask).
         self.ops = torch.tensor([float(op in cfg.ops) for op in ("ba", "bl", "rt")], device=dev)
         self._hardness: dict[str, torch.Tensor] | None = None  # per-pair error ratios, this step
+        self.alternate = cfg.estimator_updates == "alternate"
+        self._buffer: list[tuple[torch.Tensor, torch.Tensor]] = []  # this epoch's augmented pairs
         self._frac = 0.0
         self.weights = GeneratorLossWeights(
             adv_2d=cfg.w_adv2d,
@@ -203,6 +211,11 @@ class PoseAugStep:
         # --- P: estimator on source and augmented pairs --------------------------------
         if warm:
             logs["loss_pose"] = self.t.estimator_step(batch.kp2d, batch.pose3d)
+        elif self.alternate:
+            keep = inside_image(pix_rt.detach(), batch.intrinsics)
+            pose_rt = out.pose_rt.detach()[keep]
+            self._buffer.append((kp_rt.detach()[keep], pose_rt - pose_rt[:, :1]))
+            logs["aug_kept"] = float(keep.float().mean())
         else:
             aug_kp, aug_pose = self._augmented_pairs(batch, out, kp_ba, kp_rt, pix_ba, pix_rt)
             logs["loss_pose"], logs["loss_pose_aug"] = self.t.estimator_step_mixed(
@@ -210,6 +223,21 @@ class PoseAugStep:
             )
             logs["aug_kept"] = len(aug_kp) / len(batch)
         return logs
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        """The official schedule's estimator passes after an epoch of A and D updates: one over
+        the epoch's augmented pairs (RT outputs inside the image), then one over the source
+        pairs, so each epoch ends on real data."""
+        if not self.alternate or epoch < self.t.cfg.warmup_epochs:
+            return {}
+        kp = torch.cat([k for k, _ in self._buffer])
+        pose = torch.cat([p for _, p in self._buffer])
+        self._buffer.clear()
+        t = self.t
+        loss_aug = t.estimator_pass(kp, pose, t.local_batches(len(kp), epoch, salt=1), epoch)
+        src = t.batch_indices(epoch, salt=2)
+        loss_src = t.estimator_pass(t.train.kp2d, t.train.pose3d, src, epoch)
+        return {"loss_pose_aug": loss_aug, "loss_pose": loss_src, "aug_pairs": float(len(kp))}
 
     def _augmented_pairs(
         self, batch, out, kp_ba, kp_rt, pix_ba, pix_rt

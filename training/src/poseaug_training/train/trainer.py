@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as tdist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
@@ -140,14 +141,6 @@ class Trainer:
         return True
 
     # --- the loop ----------------------------------------------------------------------------
-    def batch_indices(self, epoch: int) -> torch.Tensor:
-        """This epoch's permutation; each rank takes its interleaved share of every batch."""
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
-        perm = torch.randperm(len(self.train), generator=gen)
-        b = self.cfg.batch_size
-        perm = perm[: self.steps_per_epoch * b].view(self.steps_per_epoch, b)
-        return perm[:, self.dist.rank :: self.dist.world_size]
-
     def estimator_step(self, kp2d: torch.Tensor, pose3d: torch.Tensor) -> float:
         """One supervised update of the estimator (MPJPE loss, clipped gradients)."""
         loss = mpjpe(self.model(kp2d), pose3d).mean()
@@ -180,6 +173,51 @@ class Trainer:
         self.optimizer.step()
         return float(loss_src.detach()), float(loss_aug.detach())
 
+    def batch_indices(self, epoch: int, salt: int = 0) -> torch.Tensor:
+        """This epoch's permutation; each rank takes its interleaved share of every batch.
+        `salt` gives further independent shuffles of the same epoch (extra passes)."""
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch + 7919 * salt)
+        perm = torch.randperm(len(self.train), generator=gen)
+        b = self.cfg.batch_size
+        perm = perm[: self.steps_per_epoch * b].view(self.steps_per_epoch, b)
+        return perm[:, self.dist.rank :: self.dist.world_size]
+
+    def local_batches(self, n: int, epoch: int, salt: int) -> torch.Tensor:
+        """[steps, per-rank batch] shuffled indices into n pairs held by this rank alone (e.g.
+        its augmented pairs); every rank gets the smallest rank's number of steps, as DDP
+        needs."""
+        per_rank = self.cfg.batch_size // self.dist.world_size
+        steps = n // per_rank
+        if self.dist.enabled:
+            count = torch.tensor([steps], device=self.device)
+            tdist.all_reduce(count, op=tdist.ReduceOp.MIN)
+            steps = int(count)
+        gen = torch.Generator().manual_seed(
+            (self.cfg.seed * 1_000_003 + epoch) * 31 + 7919 * salt + self.dist.rank
+        )
+        return torch.randperm(n, generator=gen)[: steps * per_rank].view(steps, per_rank)
+
+    def estimator_pass(
+        self, kp2d: torch.Tensor, pose3d: torch.Tensor, batches: torch.Tensor, epoch: int
+    ) -> float:
+        """Estimator updates over `batches` (rows of indices into kp2d/pose3d), at learning
+        rates falling through this epoch's share of the linear decay, the range the epoch's
+        own steps covered. Returns the mean loss (0 when there are no batches)."""
+        steps = len(batches)
+        base = self.scheduler.base_lrs
+        total = 0.0
+        batches = batches.to(kp2d.device)
+        for j in range(steps):
+            frac = (epoch + j / steps) / max(1, self.cfg.epochs)
+            for group, lr in zip(self.optimizer.param_groups, base, strict=True):
+                group["lr"] = lr * max(0.0, 1.0 - frac)
+            idx = batches[j]
+            total += self.estimator_step(kp2d[idx], pose3d[idx])
+        last = self.scheduler.get_last_lr()
+        for group, lr in zip(self.optimizer.param_groups, last, strict=True):
+            group["lr"] = lr
+        return total / max(1, steps)
+
     def fit(
         self,
         step: Callable[[PoseSet, int, int], dict[str, float]] | None = None,
@@ -211,9 +249,12 @@ class Trainer:
                         "train/lr", self.scheduler.get_last_lr()[0], self.global_step
                     )
                 bar.set_postfix(loss=f"{logs.get('loss_pose', 0.0) * 1000:.1f}mm")
+            record = {k: v / self.steps_per_epoch for k, v in sums.items()}
+            end_epoch = getattr(step, "end_epoch", None)
+            if end_epoch is not None:  # e.g. PoseAug's estimator passes of the official schedule
+                record.update(end_epoch(self.epoch))
             self.epoch += 1
             self.wall_time_s += time.perf_counter() - start
-            record = {k: v / self.steps_per_epoch for k, v in sums.items()}
             record["epoch"] = self.epoch
             if self.val is not None and self.dist.is_main:
                 record["val_mpjpe_mm"] = evaluate(self.estimator, self.val).mpjpe_mm
