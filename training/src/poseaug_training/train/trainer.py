@@ -248,7 +248,8 @@ class Trainer:
                     self.writer.add_scalar(
                         "train/lr", self.scheduler.get_last_lr()[0], self.global_step
                     )
-                bar.set_postfix(loss=f"{logs.get('loss_pose', 0.0) * 1000:.1f}mm")
+                if "loss_pose" in logs:  # absent from A/D-only steps (alternate schedule)
+                    bar.set_postfix(loss=f"{logs['loss_pose'] * 1000:.1f}mm")
             record = {k: v / self.steps_per_epoch for k, v in sums.items()}
             end_epoch = getattr(step, "end_epoch", None)
             if end_epoch is not None:  # e.g. PoseAug's estimator passes of the official schedule
