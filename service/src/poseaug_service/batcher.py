@@ -3,10 +3,11 @@
 Callers `submit` a request of n rows, wait on it, and `release` it once they have answered
 their own caller; worker threads own every session run. A worker takes requests from the queue
 head until it has `max_batch` rows. It holds them for more (at most `max_delay_s` after the
-oldest arrived) only while a caller it has already served is still being answered: on a busy
-server those callers come straight back with their next request, so waiting for them is what
-lets batches grow, and a caller that is alone, or whose fellow callers are all queued already,
-is never held back. A request larger than the room left is split: its remaining rows go to
+oldest arrived) only while more are on their way: a caller it has already served is still
+being answered (on a busy server those callers come straight back with their next request, so
+waiting for them is what lets batches grow), or a burst of callers is still arriving (the last
+request came under a millisecond ago and found other callers in flight). A lone caller is
+never held back. A request larger than the room left is split: its remaining rows go to
 the back of the queue, so a bulk request is processed in `max_batch` chunks while small
 requests keep getting turns. The queue holds at most `max_queue` requests; beyond that `submit`
 raises ResourceExhaustedError instead of growing. Requests whose caller has gone (cancelled,
@@ -41,6 +42,10 @@ from poseaug_service.errors import (
 log = logging.getLogger(__name__)
 
 RunFn = Callable[[np.ndarray], np.ndarray]
+
+# Requests of a burst of callers reach the batcher one event-loop turn (parse and queue, about
+# 0.1-0.5 ms on a loaded 2-core host) apart: a gap this long means the burst is over.
+BURST_GAP_S = 0.001
 
 
 @dataclass
@@ -104,6 +109,7 @@ class DynamicBatcher:
         self._queued_rows = 0
         self._unreleased = 0  # requests submitted whose callers have not released them yet
         self._running = 0  # requests in the runs of all workers
+        self._last_arrival = -float("inf")  # perf_counter() of the latest submit
         self._cond = threading.Condition()
         self._closed = False
         self._threads = [
@@ -143,6 +149,7 @@ class DynamicBatcher:
             self._queue.append(pending)
             self._queued_rows += pending.rows
             self._unreleased += 1
+            self._last_arrival = pending.enqueued_at
             self._stats.on_depth(len(self._queue))
             self._cond.notify()
         return pending
@@ -204,15 +211,12 @@ class DynamicBatcher:
                 return None
             if self._max_delay > 0:
                 deadline = self._queue[0].enqueued_at + self._max_delay
-                while (
-                    self._queued_rows < self._max_batch
-                    and self._more_expected()
-                    and not self._closed
-                ):
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0:
+                while self._queued_rows < self._max_batch and not self._closed:
+                    now = time.perf_counter()
+                    until = self._hold_until(now, deadline)
+                    if until <= now:
                         break
-                    self._cond.wait(remaining)
+                    self._cond.wait(until - now)
             parts: list[tuple[Pending, int, int]] = []
             room = self._max_batch
             now = time.perf_counter()
@@ -245,10 +249,18 @@ class DynamicBatcher:
             self._running += len(parts)
             return parts
 
-    def _more_expected(self) -> bool:
-        """Under the lock: is a caller that is neither queued nor running, one being answered
-        and so about to come back, worth holding the queued requests for?"""
-        return self._unreleased > len(self._queue) + self._running
+    def _hold_until(self, now: float, deadline: float) -> float:
+        """Under the lock: until when the queued requests are worth holding for more callers
+        (`now` or earlier: run them now). Two kinds of caller are worth it: one served before
+        and still being answered (neither queued nor running), who comes straight back on a
+        busy server; and the rest of a burst still reaching the batcher, one event-loop turn at
+        a time, while the last request arrived under BURST_GAP_S ago and found another caller
+        in flight. Never past `deadline`."""
+        if self._unreleased > len(self._queue) + self._running:
+            return deadline
+        if self._unreleased > 1:
+            return min(deadline, self._last_arrival + BURST_GAP_S)
+        return now
 
     def _work(self) -> None:
         while True:
