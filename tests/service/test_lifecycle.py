@@ -169,3 +169,36 @@ def test_providers_cuda_without_cuda_exits(models_dir: Path) -> None:
     result = run_cli(models_dir, "--providers", "cuda")
     assert result.returncode != 0
     assert "CUDA" in result.stderr
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_event_loop_flag(models_dir: Path, lifter, loop: str) -> None:
+    """Both event loops serve the same answers; the log says which one runs."""
+    kp = np.random.default_rng(5).random((3, 17, 2)).astype(np.float32) * 1000
+    with running_server(models_dir, "--event-loop", loop, metrics=False) as srv:
+        got = array(srv.stub.Lift2Dto3D(lift_request(kp)).pose3d)
+        log = srv.log()
+    assert f"event loop: {loop}" in log
+    assert np.abs(got - lifter(normalize_reference(kp, 1000, 1000))).max() <= 1e-5
+
+
+def test_busy_host_session_is_logged_and_answers_alike(models_dir: Path, lifter) -> None:
+    """On CPU the lifter gets a second, fewer-threads session for runs under load; concurrent
+    callers (which run on it) get the in-process answers all the same."""
+    rng = np.random.default_rng(6)
+    inputs = [rng.random((1 + i % 3, 17, 2)).astype(np.float32) * 1000 for i in range(24)]
+    with running_server(models_dir, "--intra-op-threads", "2", metrics=False) as srv:
+        out: dict[int, np.ndarray] = {}
+
+        def call(i: int) -> None:
+            out[i] = array(srv.stub.Lift2Dto3D(lift_request(inputs[i])).pose3d)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        log = srv.log()
+    assert "busy-host lifter session: 1 intra-op thread" in log
+    for i, x in enumerate(inputs):
+        assert np.abs(out[i] - lifter(normalize_reference(x, 1000, 1000))).max() <= 1e-5

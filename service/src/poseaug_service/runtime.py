@@ -187,6 +187,13 @@ def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
         lifter_busy = open_session(
             lifter_source, config, providers, str(bundle.lifter_file), intra_op_threads=busy
         )
+        log.info(
+            "%s: busy-host lifter session: %d intra-op thread%s (runs while other calls are "
+            "in flight)",
+            bundle.name,
+            busy,
+            "" if busy == 1 else "s",
+        )
     augmentor = None
     dims = (0, 0, 0)
     aug_file = bundle.augmentor_file
