@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc  # noqa: E402
 from poseaug_service.bundle import find_bundle_dirs  # noqa: E402
 from poseaug_service.config import ServerConfig  # noqa: E402
-from poseaug_service.runtime import session_options  # noqa: E402
+from poseaug_service.runtime import available_cores, session_options  # noqa: E402
 from poseaug_service.server import event_loop_factory  # noqa: E402
 from tests.reliability.procfs import cpu_seconds  # noqa: E402
 from tests.support.bundles import make_bundle  # noqa: E402
@@ -213,8 +212,7 @@ def main() -> int:
         on = stack.enter_context(running_server(models, *flags, metrics=False))
         # Batching off at its best: every batch-1 run on the all-cores session (the one-thread
         # busy-host session halves a batch-1 run's speed and only pays off for batches).
-        cores = str(len(os.sched_getaffinity(0)))
-        off_flags = ["--max-batch", "1", "--busy-intra-op-threads", cores]
+        off_flags = ["--max-batch", "1", "--busy-intra-op-threads", str(available_cores())]
         off = stack.enter_context(running_server(models, *flags, *off_flags, metrics=False))
         print(f"server flags: {' '.join(flags)} (batching off adds {' '.join(off_flags)})")
         info = on.stub.GetModelInfo(poseaug_pb2.GetModelInfoRequest()).model
@@ -323,7 +321,7 @@ def main() -> int:
         print(f"  {name:<36} {value:7.2f}  target {target:<8} {'met' if ok else 'MISSED'}")
     # The CPU ceiling: the client, an empty-handler server and ORT's own arithmetic (at its
     # most efficient batch) share this host's cores; no batching server can go beyond that.
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     least_us = r["echo_client_cpu_us"] + r["echo_server_cpu_us"] + r["ort_cpu_us"]
     ceiling = cores * 1e6 / least_us
     off, reached = r[f"off_{c}_poses_s"], r[f"on_{c}_poses_s"] / ceiling

@@ -168,9 +168,10 @@ class LoadedModel:
         return self.lifter.run([LIFTER_OUTPUT], {LIFTER_INPUT: keypoints})[0]
 
     def run_lifter_busy(self, keypoints: np.ndarray) -> np.ndarray:
-        """`run_lifter` on the busy-host session (the same weights, the same results)."""
-        session = self.lifter_busy or self.lifter
-        return session.run([LIFTER_OUTPUT], {LIFTER_INPUT: keypoints})[0]
+        """`run_lifter` on the busy-host session (the same weights, the same results); only
+        for models that have one."""
+        assert self.lifter_busy is not None
+        return self.lifter_busy.run([LIFTER_OUTPUT], {LIFTER_INPUT: keypoints})[0]
 
 
 def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:

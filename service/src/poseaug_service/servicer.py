@@ -264,6 +264,18 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         assert pending.outputs is not None
         return pending.outputs
 
+    async def _lift_answer(
+        self, parsed: LiftInput, submitted: tuple, call: CallState, method: str, field: str
+    ):
+        """Await a submitted request's poses and build its response; the request is released
+        either way (its caller will not come back with it)."""
+        batcher, pending, future = submitted
+        try:
+            pose3d = await self._collect(batcher, pending, future, call)
+            return await self._blocking(pose3d.nbytes, self._answer, parsed, pose3d, method, field)
+        finally:
+            batcher.release(pending)
+
     def _answer(self, parsed: LiftInput, pose3d: np.ndarray, method: str, field: str):
         require_finite_result(pose3d, field)
         self.metrics.call_metrics(method).poses.inc(len(pose3d))
@@ -283,14 +295,8 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     async def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         parsed = await self._parse_lift(request)
-        batcher, pending, future = self._submit(parsed, call)
-        try:
-            pose3d = await self._collect(batcher, pending, future, call)
-            return await self._blocking(
-                pose3d.nbytes, self._answer, parsed, pose3d, "Lift2Dto3D", "keypoints.data"
-            )
-        finally:
-            batcher.release(pending)
+        submitted = self._submit(parsed, call)
+        return await self._lift_answer(parsed, submitted, call, "Lift2Dto3D", "keypoints.data")
 
     @_instrumented("StreamLift2Dto3D")
     async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
@@ -304,14 +310,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                 async for msg in request_iterator:
                     try:
                         parsed = await self._parse_lift(msg.request, prefix=f"request[{k}].")
-                        item = (parsed, *self._submit(parsed, call))
+                        item = (parsed, self._submit(parsed, call))
                     except ServiceError as exc:
                         await window.put(exc)
                         return
                     try:
                         await window.put(item)
                     except asyncio.CancelledError:  # the stream ended while the window was full
-                        item[1].cancel(item[2])
+                        _cancel_submitted(item[1])
                         raise
                     k += 1
             except ServiceError as exc:  # a message that did not parse (see wire.py)
@@ -332,19 +338,10 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                     return
                 if isinstance(item, ServiceError):
                     raise item
-                parsed, batcher, pending, future = item
-                try:
-                    pose3d = await self._collect(batcher, pending, future, call)
-                    response = await self._blocking(
-                        pose3d.nbytes,
-                        self._answer,
-                        parsed,
-                        pose3d,
-                        "StreamLift2Dto3D",
-                        "request.keypoints.data",
-                    )
-                finally:
-                    batcher.release(pending)
+                parsed, submitted = item
+                response = await self._lift_answer(
+                    parsed, submitted, call, "StreamLift2Dto3D", "request.keypoints.data"
+                )
                 yield poseaug_pb2.StreamLift2Dto3DResponse(response=response)
         finally:
             call.cancelled = True
@@ -352,7 +349,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             while not window.empty():  # release queued work of a stream that ended early
                 item = window.get_nowait()
                 if isinstance(item, tuple):
-                    item[1].cancel(item[2])
+                    _cancel_submitted(item[1])
 
     # --- augmentation ----------------------------------------------------------------------
     def _augment_rows(self, job: AugmentJob, start: int, stop: int, call: CallState, method: str):
@@ -459,6 +456,12 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         state = self.repo.state
         model = resolve_model(state, request.model)
         return poseaug_pb2.GetModelInfoResponse(model=self._info(model, state.default_name))
+
+
+def _cancel_submitted(submitted: tuple) -> None:
+    """Drop a request `_submit` queued whose answer nobody will collect."""
+    batcher, pending, _future = submitted
+    batcher.cancel(pending)
 
 
 def _unbound_run(x):

@@ -141,6 +141,15 @@ class Trainer:
         return True
 
     # --- the loop ----------------------------------------------------------------------------
+    def batch_indices(self, epoch: int, salt: int = 0) -> torch.Tensor:
+        """This epoch's permutation; each rank takes its interleaved share of every batch.
+        `salt` gives further independent shuffles of the same epoch (extra passes)."""
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch + 7919 * salt)
+        perm = torch.randperm(len(self.train), generator=gen)
+        b = self.cfg.batch_size
+        perm = perm[: self.steps_per_epoch * b].view(self.steps_per_epoch, b)
+        return perm[:, self.dist.rank :: self.dist.world_size]
+
     def estimator_step(self, kp2d: torch.Tensor, pose3d: torch.Tensor) -> float:
         """One supervised update of the estimator (MPJPE loss, clipped gradients)."""
         loss = mpjpe(self.model(kp2d), pose3d).mean()
@@ -173,15 +182,6 @@ class Trainer:
         self.optimizer.step()
         return float(loss_src.detach()), float(loss_aug.detach())
 
-    def batch_indices(self, epoch: int, salt: int = 0) -> torch.Tensor:
-        """This epoch's permutation; each rank takes its interleaved share of every batch.
-        `salt` gives further independent shuffles of the same epoch (extra passes)."""
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch + 7919 * salt)
-        perm = torch.randperm(len(self.train), generator=gen)
-        b = self.cfg.batch_size
-        perm = perm[: self.steps_per_epoch * b].view(self.steps_per_epoch, b)
-        return perm[:, self.dist.rank :: self.dist.world_size]
-
     def local_batches(self, n: int, epoch: int, salt: int) -> torch.Tensor:
         """[steps, per-rank batch] shuffled indices into n pairs held by this rank alone (e.g.
         its augmented pairs); every rank gets the smallest rank's number of steps, as DDP
@@ -204,13 +204,13 @@ class Trainer:
         rates falling through this epoch's share of the linear decay, the range the epoch's
         own steps covered. Returns the mean loss (0 when there are no batches)."""
         steps = len(batches)
-        base = self.scheduler.base_lrs
+        decay = self.scheduler.lr_lambdas[0]  # linear_decay's factor at a (fractional) step
         total = 0.0
         batches = batches.to(kp2d.device)
         for j in range(steps):
-            frac = (epoch + j / steps) / max(1, self.cfg.epochs)
-            for group, lr in zip(self.optimizer.param_groups, base, strict=True):
-                group["lr"] = lr * max(0.0, 1.0 - frac)
+            factor = decay((epoch + j / steps) * self.steps_per_epoch)
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+                group["lr"] = lr * factor
             idx = batches[j]
             total += self.estimator_step(kp2d[idx], pose3d[idx])
         last = self.scheduler.get_last_lr()
