@@ -46,7 +46,7 @@ class ImageSize(_message.Message):
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class Lift2Dto3DRequest(_message.Message):
-    __slots__ = ("keypoints", "scores", "format", "image_size", "image_sizes", "model", "request_id")
+    __slots__ = ("keypoints", "scores", "format", "image_size", "image_sizes", "model", "request_id", "camera", "cameras")
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,8 @@ class Lift2Dto3DRequest(_message.Message):
     IMAGE_SIZES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_FIELD_NUMBER: _ClassVar[int]
+    CAMERAS_FIELD_NUMBER: _ClassVar[int]
     keypoints: Tensor
     scores: Tensor
     format: KeypointFormat
@@ -61,23 +63,29 @@ class Lift2Dto3DRequest(_message.Message):
     image_sizes: _containers.RepeatedCompositeFieldContainer[ImageSize]
     model: str
     request_id: str
-    def __init__(self, keypoints: _Optional[_Union[Tensor, _Mapping]] = ..., scores: _Optional[_Union[Tensor, _Mapping]] = ..., format: _Optional[_Union[KeypointFormat, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., image_sizes: _Optional[_Iterable[_Union[ImageSize, _Mapping]]] = ..., model: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    camera: CameraIntrinsics
+    cameras: _containers.RepeatedCompositeFieldContainer[CameraIntrinsics]
+    def __init__(self, keypoints: _Optional[_Union[Tensor, _Mapping]] = ..., scores: _Optional[_Union[Tensor, _Mapping]] = ..., format: _Optional[_Union[KeypointFormat, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., image_sizes: _Optional[_Iterable[_Union[ImageSize, _Mapping]]] = ..., model: _Optional[str] = ..., request_id: _Optional[str] = ..., camera: _Optional[_Union[CameraIntrinsics, _Mapping]] = ..., cameras: _Optional[_Iterable[_Union[CameraIntrinsics, _Mapping]]] = ...) -> None: ...
 
 class Lift2Dto3DResponse(_message.Message):
-    __slots__ = ("pose3d", "joint_names", "model", "model_version", "request_id", "pose_scores")
+    __slots__ = ("pose3d", "joint_names", "model", "model_version", "request_id", "pose_scores", "joint_inferred", "default_camera")
     POSE3D_FIELD_NUMBER: _ClassVar[int]
     JOINT_NAMES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     POSE_SCORES_FIELD_NUMBER: _ClassVar[int]
+    JOINT_INFERRED_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_CAMERA_FIELD_NUMBER: _ClassVar[int]
     pose3d: Tensor
     joint_names: _containers.RepeatedScalarFieldContainer[str]
     model: str
     model_version: str
     request_id: str
     pose_scores: Tensor
-    def __init__(self, pose3d: _Optional[_Union[Tensor, _Mapping]] = ..., joint_names: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., pose_scores: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    joint_inferred: Tensor
+    default_camera: bool
+    def __init__(self, pose3d: _Optional[_Union[Tensor, _Mapping]] = ..., joint_names: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., pose_scores: _Optional[_Union[Tensor, _Mapping]] = ..., joint_inferred: _Optional[_Union[Tensor, _Mapping]] = ..., default_camera: _Optional[bool] = ...) -> None: ...
 
 class StreamLift2Dto3DRequest(_message.Message):
     __slots__ = ("request",)
@@ -198,7 +206,7 @@ class GetModelInfoResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "is_default", "joint_names", "joint_parents", "input_formats", "providers", "has_augmentor", "metrics", "manifest_json")
+    __slots__ = ("name", "version", "is_default", "joint_names", "joint_parents", "input_formats", "providers", "has_augmentor", "metrics", "manifest_json", "lifter_input")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +224,7 @@ class ModelInfo(_message.Message):
     HAS_AUGMENTOR_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIFTER_INPUT_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     is_default: bool
@@ -226,4 +235,5 @@ class ModelInfo(_message.Message):
     has_augmentor: bool
     metrics: _containers.ScalarMap[str, float]
     manifest_json: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., is_default: _Optional[bool] = ..., joint_names: _Optional[_Iterable[str]] = ..., joint_parents: _Optional[_Iterable[int]] = ..., input_formats: _Optional[_Iterable[_Union[KeypointFormat, str]]] = ..., providers: _Optional[_Iterable[str]] = ..., has_augmentor: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+    lifter_input: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., is_default: _Optional[bool] = ..., joint_names: _Optional[_Iterable[str]] = ..., joint_parents: _Optional[_Iterable[int]] = ..., input_formats: _Optional[_Iterable[_Union[KeypointFormat, str]]] = ..., providers: _Optional[_Iterable[str]] = ..., has_augmentor: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ..., lifter_input: _Optional[str] = ...) -> None: ...
