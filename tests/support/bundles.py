@@ -3,6 +3,8 @@
 They honour the models/README.md contract exactly (names, shapes, manifest with sha256), so the
 server cannot tell them from a trained bundle:
 - lifter "linear": a fixed random linear map [34] -> [51] with joint 0 zeroed (tiny, fast);
+- lifter "rays_echo": camera-aware (format 2): its output is its input (x, y, visible per
+  joint, joint 0 zeroed), so tests read exactly what the server fed it;
 - lifter "vpose": a VideoPose3D-1f-sized MLP (34 -> 1024, 4 residual blocks of two 1024x1024
   Gemm+Relu, -> 48, root prepended; about 8.5M parameters) for realistic timings;
 - augmentor: a deterministic graph that uses every noise input and honours `ops`
@@ -26,6 +28,8 @@ OPSET = 17
 # onnxruntime 1.31 reads ONNX IR <= 13; onnx 1.23 writes 14 unless told otherwise.
 IR_VERSION = 10
 DEFAULT_NOISE_DIMS = (48, 16, 8)
+# Lifters written as format 2 (camera_rays) bundles; the others are format 1.
+CAMERA_AWARE_LIFTERS = frozenset({"rays_echo"})
 JOINT_NAMES, PARENTS = H36M_JOINT_NAMES, H36M_PARENTS
 
 
@@ -67,6 +71,21 @@ def linear_lifter(seed: int = 0) -> onnx.ModelProto:
     ]
     return _model(
         nodes, [_io("keypoints", "N", 17, 2)], [_io("pose3d", "N", 17, 3)], inits, "linear"
+    )
+
+
+def rays_echo_lifter(seed: int = 0) -> onnx.ModelProto:
+    """A camera-aware lifter whose output reveals its input: keypoints [N,17,3] (x, y,
+    visible) -> pose3d [N,17,3] = the same values with joint 0 zeroed (the contract's root)."""
+    mask = np.ones((17, 3), np.float32)
+    mask[0] = 0.0
+    nodes = [helper.make_node("Mul", ["keypoints", "root_mask"], ["pose3d"])]
+    return _model(
+        nodes,
+        [_io("keypoints", "N", 17, 3)],
+        [_io("pose3d", "N", 17, 3)],
+        [_const("root_mask", mask)],
+        "rays_echo",
     )
 
 
@@ -218,7 +237,7 @@ def make_bundle(
     """Write root/name/{lifter.onnx, augmentor.onnx, manifest.json}; returns the folder."""
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
-    builders = {"linear": linear_lifter, "vpose": vpose_lifter}
+    builders = {"linear": linear_lifter, "vpose": vpose_lifter, "rays_echo": rays_echo_lifter}
     onnx.save(builders[lifter](seed), folder / "lifter.onnx")
     files = ["lifter.onnx"]
     augmentor = None
@@ -230,8 +249,9 @@ def make_bundle(
             "noise_dims": dict(zip(("ba", "bl", "rt"), map(int, noise_dims), strict=True)),
             "ops": ["BA", "BL", "RT"],
         }
+    camera_aware = lifter in CAMERA_AWARE_LIFTERS
     manifest = {
-        "format_version": 1,
+        "format_version": 2 if camera_aware else 1,
         "name": name,
         "version": version,
         "default": default,
@@ -241,7 +261,8 @@ def make_bundle(
             "file": "lifter.onnx",
             "input": "keypoints",
             "output": "pose3d",
-            "normalization": "videopose3d_screen",
+            "normalization": "camera_rays" if camera_aware else "videopose3d_screen",
+            "input_channels": ["x", "y", "visible"] if camera_aware else ["x", "y"],
             "units": "m",
             "root_relative": True,
             "architecture": {"kind": lifter},

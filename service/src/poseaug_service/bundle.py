@@ -1,7 +1,8 @@
 """Model bundles on disk: find them, read manifest.json, and check every file's sha256.
 
 The manifest is the whole training/service interface (see models/README.md); a bundle whose
-bytes do not match it, or whose format_version is unknown, is refused rather than served.
+bytes do not match it, or whose format_version or lifter normalization is unknown, is refused
+rather than served.
 The verified bytes are kept (`Bundle.blobs`) and the ONNX Runtime sessions are built from
 them, so a file replaced between the hash check and the session load can never be served.
 """
@@ -15,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_FORMAT_VERSIONS = (1,)
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
+# lifter.normalization values: what the lifter is fed, and the channels of its input.
+SCREEN = "videopose3d_screen"  # format 1: keypoints normalized by the image size
+CAMERA_RAYS = "camera_rays"  # format 2: undistorted camera rays and visibility
+INPUT_CHANNELS: dict[str, tuple[str, ...]] = {
+    SCREEN: ("x", "y"),
+    CAMERA_RAYS: ("x", "y", "visible"),
+}
+# The normalizations each manifest format_version may declare.
+NORMALIZATIONS: dict[int, tuple[str, ...]] = {1: (SCREEN,), 2: (CAMERA_RAYS,)}
 MANIFEST = "manifest.json"
 _HASH_BLOCK = 1 << 20
 
@@ -41,6 +51,16 @@ class Bundle:
     @property
     def is_default(self) -> bool:
         return bool(self.manifest.get("default", False))
+
+    @property
+    def lifter_input(self) -> str:
+        """The lifter's lifter.normalization (format 1 bundles may leave it out)."""
+        return self.manifest["lifter"].get("normalization", SCREEN)
+
+    @property
+    def lifter_channels(self) -> int:
+        """Values per joint of the lifter input (the last axis of `keypoints`)."""
+        return len(INPUT_CHANNELS[self.lifter_input])
 
     @property
     def lifter_name(self) -> str:
@@ -109,6 +129,25 @@ def _require(cond: bool, name: str, message: str) -> None:
         raise BundleError(f"bundle {name!r}: {message}")
 
 
+def _check_lifter_input(lifter: dict[str, Any], version: int, name: str) -> None:
+    """The server must know how to prepare the lifter's input, or it refuses the bundle."""
+    normalization = lifter.get("normalization", SCREEN if version == 1 else None)
+    allowed = NORMALIZATIONS[version]
+    _require(
+        normalization in allowed,
+        name,
+        f"unknown lifter.normalization {normalization!r} for format_version {version} "
+        f"(this server reads {', '.join(allowed)})",
+    )
+    channels = list(INPUT_CHANNELS[normalization])
+    declared = lifter.get("input_channels", channels if version == 1 else None)
+    _require(
+        declared == channels,
+        name,
+        f"lifter.input_channels must be {channels} for {normalization}, got {declared!r}",
+    )
+
+
 def load_bundle(path: Path) -> Bundle:
     """Parse and verify one bundle folder; raises BundleError naming the problem."""
     name = path.name
@@ -127,6 +166,7 @@ def load_bundle(path: Path) -> Bundle:
     )
     lifter = manifest.get("lifter")
     _require(isinstance(lifter, dict), name, "manifest has no 'lifter' object")
+    _check_lifter_input(lifter, version, name)
     augmentor = manifest.get("augmentor")
     _require(
         augmentor is None or isinstance(augmentor, dict),

@@ -1,4 +1,5 @@
-"""Camera intrinsics from requests, and projection of 3D poses to pixels.
+"""Camera intrinsics from requests, and projection of 3D poses to pixels (camera_rays.py
+inverts it).
 
 Projection follows the Human3.6M / 3d-pose-baseline model exactly (radial k = (k0, k1, k2),
 tangential p = (p0, p1) in the order of the Human3.6M camera files):
@@ -37,20 +38,21 @@ class Camera:
 DEFAULT_CAMERA = Camera()
 
 
-def camera_from_proto(msg: poseaug_pb2.CameraIntrinsics, field: str = "camera") -> Camera:
-    """Validate request intrinsics; an all-zero (unset) message gives the default camera."""
-    scalars = (msg.fx, msg.fy, msg.cx, msg.cy, msg.width, msg.height)
-    if not any(scalars) and not msg.radial and not msg.tangential:
-        return DEFAULT_CAMERA
+def check_intrinsics(
+    msg: poseaug_pb2.CameraIntrinsics, field: str, size_required: bool = True
+) -> None:
+    """Refuse non-finite values, fx or fy <= 0, wrong distortion lengths and (when
+    `size_required`) a zero width or height; errors name `field`."""
     for name in ("fx", "fy", "cx", "cy"):
         if not math.isfinite(getattr(msg, name)):
             raise InvalidArgumentError(f"{field}.{name}", "must be finite")
     for name in ("fx", "fy"):
         if getattr(msg, name) <= 0:
             raise InvalidArgumentError(f"{field}.{name}", f"must be > 0, got {getattr(msg, name)}")
-    for name in ("width", "height"):
-        if getattr(msg, name) == 0:
-            raise InvalidArgumentError(f"{field}.{name}", "must be > 0")
+    if size_required:
+        for name in ("width", "height"):
+            if getattr(msg, name) == 0:
+                raise InvalidArgumentError(f"{field}.{name}", "must be > 0")
     if len(msg.radial) not in (0, 3):
         raise InvalidArgumentError(f"{field}.radial", f"needs 0 or 3 values, got {len(msg.radial)}")
     if len(msg.tangential) not in (0, 2):
@@ -60,6 +62,14 @@ def camera_from_proto(msg: poseaug_pb2.CameraIntrinsics, field: str = "camera") 
     for name in ("radial", "tangential"):
         if not all(math.isfinite(v) for v in getattr(msg, name)):
             raise InvalidArgumentError(f"{field}.{name}", "must be finite")
+
+
+def camera_from_proto(msg: poseaug_pb2.CameraIntrinsics, field: str = "camera") -> Camera:
+    """Validate Augment's intrinsics; an all-zero (unset) message gives the default camera."""
+    scalars = (msg.fx, msg.fy, msg.cx, msg.cy, msg.width, msg.height)
+    if not any(scalars) and not msg.radial and not msg.tangential:
+        return DEFAULT_CAMERA
+    check_intrinsics(msg, field)
     return Camera(
         fx=msg.fx,
         fy=msg.fy,

@@ -3,6 +3,8 @@
 Each format is a [17, K] matrix W with out = W @ keypoints, so a whole batch (and its scores)
 maps in one vectorized matmul. COCO follows MMPose's coco->h36m conversion, MPII the
 3d-pose-baseline Stacked Hourglass convention (see the proto's KeypointFormat comments).
+Scores map through the same matrices: averaged for pose_scores, and as the lowest score of a
+joint's sources (the non-zero entries of its row) where a missing source makes it missing.
 """
 
 from __future__ import annotations
@@ -120,6 +122,22 @@ INPUT_FORMATS = (
 )
 
 
+def score_sources(matrix: np.ndarray) -> np.ndarray:
+    """[17, S] source keypoints of each H36M joint (the non-zero weights of its row in the
+    mapping matrix), padded by repeating the first: the minimum over a row's scores is the
+    lowest score among that joint's sources."""
+    rows = [np.flatnonzero(row) for row in matrix]
+    width = max(len(r) for r in rows)
+    return np.array([np.resize(r, width) for r in rows], dtype=np.intp)
+
+
+# format enum -> score_sources of its matrix (None: identity)
+SCORE_SOURCES: dict[int, np.ndarray | None] = {
+    fmt: None if matrix is None else score_sources(matrix)
+    for fmt, (_, matrix, _) in FORMATS.items()
+}
+
+
 def to_h36m(values: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
     """Map [N, K, C] keypoints (or [N, K] scores) of a format to H36M-17 order, float32."""
     if matrix is None:
@@ -127,3 +145,14 @@ def to_h36m(values: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
     if values.ndim == 2:
         return values @ matrix.T
     return np.matmul(matrix, values)
+
+
+def lowest_source_scores(scores: np.ndarray, sources: np.ndarray | None) -> np.ndarray:
+    """[N, K] scores -> [N, 17]: each H36M joint takes the lowest score of its sources, so a
+    joint built from several keypoints counts as missing when any of them is."""
+    if sources is None:
+        return scores
+    out = scores[:, sources[:, 0]]
+    for column in sources.T[1:]:  # one [N, 17] temporary at a time, not [N, 17, S]
+        np.minimum(out, scores[:, column], out=out)
+    return out

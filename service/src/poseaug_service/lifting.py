@@ -1,4 +1,6 @@
-"""Lift2Dto3D: validate a request, map and normalize its keypoints, lift them, answer.
+"""Lift2Dto3D: validate a request, map its keypoints to H36M-17, prepare the input its model's
+manifest declares (screen coordinates for format 1 bundles, camera rays and visibility for
+camera-aware ones), lift them, answer.
 
 Parsing is separate from running so StreamLift2Dto3D can validate message k+1 while message k
 is being lifted, and so both RPCs report errors with the same field names.
@@ -11,8 +13,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_service.bundle import SCREEN
+from poseaug_service.camera import check_intrinsics
+from poseaug_service.camera_rays import (
+    UNDISTORT_RESIDUAL,
+    default_intrinsics,
+    intrinsics_from_protos,
+    pixels_to_rays,
+    ray_input,
+    visible_joints,
+)
 from poseaug_service.errors import InvalidArgumentError
-from poseaug_service.keypoint_formats import FORMATS, H36M_JOINT_NAMES, to_h36m
+from poseaug_service.keypoint_formats import (
+    FORMATS,
+    H36M_JOINT_NAMES,
+    SCORE_SOURCES,
+    lowest_source_scores,
+    to_h36m,
+)
 from poseaug_service.normalization import normalize_screen
 from poseaug_service.runtime import LoadedModel, ModelRepository, RepositoryState
 from poseaug_service.tensors import to_array, to_tensor
@@ -22,12 +40,14 @@ MAX_REQUEST_ID = 128
 
 @dataclass(frozen=True)
 class LiftInput:
-    """A validated lift request: normalized H36M-17 keypoints ready for the lifter."""
+    """A validated lift request: H36M-17 lifter input prepared as its model's manifest says."""
 
     model: LoadedModel
-    keypoints: np.ndarray  # [N, 17, 2] float32, normalized screen coordinates
+    keypoints: np.ndarray  # [N, 17, 2] screen coordinates, or [N, 17, 3] rays + visibility
     pose_scores: np.ndarray | None  # [N] or None
     request_id: str
+    joint_inferred: np.ndarray | None = None  # [N, 17] float32, camera-aware models only
+    default_camera: bool = False
 
 
 def check_request_id(request_id: str, prefix: str = "") -> None:
@@ -48,14 +68,16 @@ def resolve_model(
     return model
 
 
-def _image_sizes(req: poseaug_pb2.Lift2Dto3DRequest, n: int, prefix: str) -> tuple:
+Sizes = tuple  # (width, height): floats for the batch, or [N] arrays per pose
+
+
+def _image_sizes(req: poseaug_pb2.Lift2Dto3DRequest, n: int, prefix: str) -> Sizes | None:
+    """The image size(s) sent, or None."""
     one = req.HasField("image_size")
     many = len(req.image_sizes) > 0
-    if one == many:
+    if one and many:
         raise InvalidArgumentError(
-            f"{prefix}image_size",
-            "set exactly one of image_size and image_sizes"
-            + (" (both are set)" if one else " (neither is set)"),
+            f"{prefix}image_size", "set at most one of image_size and image_sizes (both are set)"
         )
     if one:
         size = req.image_size
@@ -63,6 +85,8 @@ def _image_sizes(req: poseaug_pb2.Lift2Dto3DRequest, n: int, prefix: str) -> tup
             if getattr(size, name) == 0:
                 raise InvalidArgumentError(f"{prefix}image_size.{name}", "must be > 0")
         return float(size.width), float(size.height)
+    if not many:
+        return None
     if len(req.image_sizes) != n:
         raise InvalidArgumentError(
             f"{prefix}image_sizes", f"needs one entry per pose ({n}), got {len(req.image_sizes)}"
@@ -76,10 +100,108 @@ def _image_sizes(req: poseaug_pb2.Lift2Dto3DRequest, n: int, prefix: str) -> tup
     return sizes[:, 0], sizes[:, 1]
 
 
+def _cameras(
+    req: poseaug_pb2.Lift2Dto3DRequest, n: int, prefix: str
+) -> tuple[list[poseaug_pb2.CameraIntrinsics], list[str]]:
+    """The validated camera(s) sent (none, one for the batch, or one per pose), with the
+    field name of each."""
+    many = len(req.cameras) > 0
+    if req.HasField("camera"):
+        if many:
+            raise InvalidArgumentError(
+                f"{prefix}camera", "set at most one of camera and cameras (both are set)"
+            )
+        cameras, fields = [req.camera], [f"{prefix}camera"]
+    elif many:
+        if len(req.cameras) != n:
+            raise InvalidArgumentError(
+                f"{prefix}cameras", f"needs one entry per pose ({n}), got {len(req.cameras)}"
+            )
+        cameras = list(req.cameras)
+        fields = [f"{prefix}cameras[{i}]" for i in range(n)]
+    else:
+        return [], []
+    for camera, field in zip(cameras, fields, strict=True):
+        check_intrinsics(camera, field, size_required=False)
+    return cameras, fields
+
+
+def _check_camera_sizes(
+    cameras: list, fields: list[str], sizes: Sizes, per_pose_sizes: bool, prefix: str
+) -> None:
+    """A camera's width and height, where given (non-zero), must match the image size."""
+    for axis, image in zip(("width", "height"), sizes, strict=True):
+        given = np.array([getattr(c, axis) for c in cameras], dtype=np.float64)
+        given, expected = np.broadcast_arrays(given, np.asarray(image, dtype=np.float64))
+        bad = np.flatnonzero((given != 0) & (given != expected))
+        if bad.size:
+            i = int(bad[0])
+            field = fields[i if len(fields) > 1 else 0]
+            source = f"image_sizes[{i}]" if per_pose_sizes else "image_size"
+            raise InvalidArgumentError(
+                f"{field}.{axis}",
+                f"{int(given[i])} does not match {prefix}{source}.{axis} {int(expected[i])}",
+            )
+
+
+def _screen_sizes(
+    sizes: Sizes | None, cameras: list, fields: list[str], model: str, prefix: str
+) -> Sizes:
+    """The image size(s) a screen-normalized model divides by: those sent, or the cameras'."""
+    if sizes is not None:
+        return sizes
+    unsized = [f for c, f in zip(cameras, fields, strict=True) if not (c.width and c.height)]
+    if not cameras or unsized:
+        raise InvalidArgumentError(
+            f"{prefix}image_size",
+            f"model {model} normalizes keypoints by the image size: set image_size, "
+            "image_sizes or the camera's width and height"
+            + (f" ({unsized[0]} has none)" if unsized else ""),
+        )
+    if len(cameras) == 1:
+        return float(cameras[0].width), float(cameras[0].height)
+    w = np.array([c.width for c in cameras], dtype=np.float64)
+    return w, np.array([c.height for c in cameras], dtype=np.float64)
+
+
+def _ray_input(
+    pixels: np.ndarray,
+    visible: np.ndarray,
+    cameras: list,
+    fields: list[str],
+    sizes: Sizes | None,
+    model: str,
+    prefix: str,
+) -> tuple[np.ndarray, bool]:
+    """(lifter input [N, 17, 3], whether the default camera was used) of a camera-aware model."""
+    if cameras:
+        intrinsics = intrinsics_from_protos(cameras)
+    elif sizes is not None:
+        intrinsics = default_intrinsics(*sizes)
+    else:
+        raise InvalidArgumentError(
+            f"{prefix}image_size",
+            f"model {model} needs a camera (camera or cameras) or the image size for its "
+            "default camera",
+        )
+    rays, residual = pixels_to_rays(pixels, intrinsics)
+    lifted = ray_input(rays, visible)
+    failed = visible & ~(residual <= UNDISTORT_RESIDUAL)
+    failed |= ~np.isfinite(lifted[..., :2]).all(axis=-1)
+    if failed.any():
+        i = int(np.flatnonzero(failed.any(axis=1))[0])
+        field = fields[i if len(fields) > 1 else 0] if fields else f"{prefix}keypoints.data"
+        raise InvalidArgumentError(
+            field, f"pose {i}: its keypoints have no finite undistorted ray through this camera"
+        )
+    return lifted, not cameras
+
+
 def parse_lift(
     req: poseaug_pb2.Lift2Dto3DRequest, repo: ModelRepository, max_poses: int, prefix: str = ""
 ) -> LiftInput:
-    """Validate `req`; raises InvalidArgumentError naming the field (prefixed, e.g. 'request.')."""
+    """Validate `req` and prepare the input its model's manifest declares; raises
+    InvalidArgumentError naming the field (prefixed, e.g. 'request[3].')."""
     check_request_id(req.request_id, prefix)
     model = resolve_model(repo, req.model, prefix)
     if req.format not in FORMATS:
@@ -97,15 +219,28 @@ def parse_lift(
         req.keypoints, f"{prefix}keypoints", rank=3, fixed={1: k, 2: 2}, max_rows=max_poses
     )
     n = pixels.shape[0]
-    width, height = _image_sizes(req, n, prefix)
-    pose_scores = None
+    sizes = _image_sizes(req, n, prefix)
+    cameras, fields = _cameras(req, n, prefix)
+    if sizes is not None and cameras:
+        _check_camera_sizes(cameras, fields, sizes, len(req.image_sizes) > 0, prefix)
+    scores = pose_scores = None
     if req.HasField("scores"):
         scores = to_array(req.scores, f"{prefix}scores", rank=2, fixed={0: n, 1: k})
         if ((scores < 0) | (scores > 1)).any():
             raise InvalidArgumentError(f"{prefix}scores.data", "every score must be in [0, 1]")
         pose_scores = to_h36m(scores, matrix).mean(axis=1, dtype=np.float32)
-    keypoints = normalize_screen(to_h36m(pixels, matrix), width, height)
-    return LiftInput(model, keypoints, pose_scores, req.request_id)
+    points = to_h36m(pixels, matrix)
+    if model.lifter_input == SCREEN:
+        sizes = _screen_sizes(sizes, cameras, fields, model.name, prefix)
+        keypoints = normalize_screen(points, *sizes)
+        return LiftInput(model, keypoints, pose_scores, req.request_id)
+    lowest = None if scores is None else lowest_source_scores(scores, SCORE_SOURCES[req.format])
+    visible = visible_joints(lowest, points.shape[:2])
+    keypoints, default_camera = _ray_input(
+        points, visible, cameras, fields, sizes, model.name, prefix
+    )
+    inferred = (~visible).astype(np.float32)
+    return LiftInput(model, keypoints, pose_scores, req.request_id, inferred, default_camera)
 
 
 def lift_response(parsed: LiftInput, pose3d: np.ndarray) -> poseaug_pb2.Lift2Dto3DResponse:
@@ -118,4 +253,7 @@ def lift_response(parsed: LiftInput, pose3d: np.ndarray) -> poseaug_pb2.Lift2Dto
     )
     if parsed.pose_scores is not None:
         resp.pose_scores.CopyFrom(to_tensor(parsed.pose_scores))
+    if parsed.joint_inferred is not None:
+        resp.joint_inferred.CopyFrom(to_tensor(parsed.joint_inferred))
+    resp.default_camera = parsed.default_camera
     return resp

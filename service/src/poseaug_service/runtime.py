@@ -134,6 +134,18 @@ def _check_io(session: ort.InferenceSession, path: Path, inputs: tuple, outputs:
         raise BundleError(f"{path}: graph lacks the contract's inputs/outputs {missing}")
 
 
+def _check_lifter_channels(session: ort.InferenceSession, bundle: Bundle) -> None:
+    """The graph's keypoints input takes the channels the manifest's normalization declares
+    (a fixed last axis is checked; a symbolic one is trusted)."""
+    shape = next(i.shape for i in session.get_inputs() if i.name == LIFTER_INPUT)
+    last = shape[-1] if shape else None
+    if isinstance(last, int) and last != bundle.lifter_channels:
+        raise BundleError(
+            f"{bundle.lifter_file}: input {LIFTER_INPUT} has {last} values per joint, but "
+            f"lifter.normalization {bundle.lifter_input} needs {bundle.lifter_channels}"
+        )
+
+
 @dataclass(eq=False)
 class LoadedModel:
     """One servable bundle version: its manifest and open sessions.
@@ -160,11 +172,16 @@ class LoadedModel:
         return self.bundle.version
 
     @property
+    def lifter_input(self) -> str:
+        """What the lifter is fed (bundle.SCREEN or bundle.CAMERA_RAYS)."""
+        return self.bundle.lifter_input
+
+    @property
     def providers(self) -> list[str]:
         return list(self.lifter.get_providers())
 
     def run_lifter(self, keypoints: np.ndarray) -> np.ndarray:
-        """[n, 17, 2] normalized keypoints -> [n, 17, 3] poses on this version's lifter."""
+        """[n, 17, C] lifter input (see lifting.py) -> [n, 17, 3] poses on this version's lifter."""
         return self.lifter.run([LIFTER_OUTPUT], {LIFTER_INPUT: keypoints})[0]
 
     def run_lifter_busy(self, keypoints: np.ndarray) -> np.ndarray:
@@ -181,6 +198,7 @@ def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
     lifter_source = blobs.get(bundle.lifter_name, bundle.lifter_file)
     lifter = open_session(lifter_source, config, providers, str(bundle.lifter_file))
     _check_io(lifter, bundle.lifter_file, (LIFTER_INPUT,), (LIFTER_OUTPUT,))
+    _check_lifter_channels(lifter, bundle)
     lifter_busy = None
     busy = busy_intra_op_threads(config)
     idle = config.intra_op_threads or available_cores()
@@ -289,9 +307,10 @@ class ModelRepository:
         model = load_model(load_bundle(path), self.config)
         model.fingerprint = fp
         log.info(
-            "loaded model bundle %s version %s (augmentor: %s) on providers %s",
+            "loaded model bundle %s version %s (lifter input: %s, augmentor: %s) on providers %s",
             model.name,
             model.version or "?",
+            model.lifter_input,
             "yes" if model.augmentor is not None else "no",
             model.providers,
         )

@@ -441,6 +441,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             has_augmentor=model.augmentor is not None,
             metrics=metrics,
             manifest_json=model.bundle.manifest_text or json.dumps(manifest),
+            lifter_input=model.lifter_input,
         )
 
     @_instrumented("ListModels")
