@@ -74,16 +74,22 @@ function callMetadata(token) {
 }
 
 // Lift poses [N][K][2] (pixels) to 3D [N][17][3] (metres, root-relative).
+// options.camera {fx, fy, cx, cy[, width, height, radial, tangential]}: camera-aware models turn
+// pixels into rays with it (without one they use their default 60-degree camera). Without a
+// camera, options.imageSize defaults to [1000, 1000]; with one, no size is sent unless given.
+// options.scores [N][K] in [0, 1]: camera-aware models infer joints scored under 0.3.
 function lift(client, keypoints, options = {}) {
   const format = options.format || 'h36m17';
   if (!FORMATS[format]) throw new Error(`format: unknown ${format}; use ${Object.keys(FORMATS)}`);
-  const [width, height] = options.imageSize || [1000, 1000];
   const request = {
     keypoints: toTensor(keypoints),
     format: FORMATS[format][0],
-    image_size: { width, height },
     model: options.model || '',
   };
+  const imageSize = options.imageSize || (options.camera ? null : [1000, 1000]);
+  if (imageSize) request.image_size = { width: imageSize[0], height: imageSize[1] };
+  if (options.camera) request.camera = options.camera;
+  if (options.scores) request.scores = toTensor(options.scores);
   const deadline = Date.now() + 1000 * (options.timeoutSeconds || 30);
   return new Promise((resolve, reject) => {
     client.Lift2Dto3D(request, callMetadata(options.token), { deadline }, (error, response) => {
@@ -93,6 +99,9 @@ function lift(client, keypoints, options = {}) {
         model_version: response.model_version,
         joint_names: response.joint_names,
         pose3d: fromTensor(response.pose3d),
+        // [N][17], 1 where a camera-aware model inferred the joint; null for format 1 models.
+        joint_inferred: response.joint_inferred ? fromTensor(response.joint_inferred) : null,
+        default_camera: response.default_camera,
       });
     });
   });

@@ -2,7 +2,8 @@
 'use strict';
 // Lift one or more 2D poses with a PoseAug server and print the 3D result as JSON.
 //   node lift.js [--server HOST:PORT] [--input POSES.json] [--format h36m17|coco17|mpii16]
-//                [--image-size WxH] [--model NAME] [--timeout S] [--token T] [--tls-ca PEM]
+//                [--image-size WxH] [--camera FX,FY,CX,CY] [--model NAME] [--timeout S]
+//                [--token T] [--tls-ca PEM]
 // POSES.json holds one pose [[u, v], ...] or a list of poses, in pixels. Without --input the
 // standing H36M-17 pose of lift-sample.json (a 1000 x 1000 image) is lifted.
 
@@ -25,7 +26,8 @@ async function main() {
         server: { type: 'string', default: '127.0.0.1:50051' },
         input: { type: 'string' },
         format: { type: 'string', default: 'h36m17' },
-        'image-size': { type: 'string', default: '1000x1000' },
+        'image-size': { type: 'string' },
+        camera: { type: 'string' },
         model: { type: 'string', default: '' },
         timeout: { type: 'string', default: '30' },
         token: { type: 'string', default: process.env.POSEAUG_TOKEN || '' },
@@ -35,8 +37,21 @@ async function main() {
   } catch (error) {
     fail(error.message);
   }
-  const size = /^(\d+)x(\d+)$/.exec(args['image-size']);
-  if (!size) fail(`--image-size: expected WIDTHxHEIGHT, got ${args['image-size']}`);
+  let imageSize;
+  if (args['image-size'] !== undefined) {
+    const size = /^(\d+)x(\d+)$/.exec(args['image-size']);
+    if (!size) fail(`--image-size: expected WIDTHxHEIGHT, got ${args['image-size']}`);
+    imageSize = [Number(size[1]), Number(size[2])];
+  }
+  let camera;
+  if (args.camera !== undefined) {
+    const values = args.camera.split(',').map(Number);
+    if (values.length !== 4 || !values.every(Number.isFinite)) {
+      fail(`--camera: expected FX,FY,CX,CY in pixels, got ${args.camera}`);
+    }
+    const [fx, fy, cx, cy] = values;
+    camera = { fx, fy, cx, cy };
+  }
   let poses = [SAMPLE_POSE];
   if (args.input) {
     try {
@@ -52,7 +67,8 @@ async function main() {
   try {
     const result = await lift(client, poses, {
       format: args.format,
-      imageSize: [Number(size[1]), Number(size[2])],
+      imageSize,
+      camera,
       model: args.model,
       timeoutSeconds: Number(args.timeout),
       token: args.token,

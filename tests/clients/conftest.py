@@ -15,6 +15,7 @@ from tests.support.server import ServerHandle, running_server
 
 DEFAULT_MODEL = "tiny"
 LIFT_ONLY_MODEL = "liftonly"
+CAMERA_AWARE_MODEL = "aware"
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +30,17 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def server(model_dir: Path) -> Iterator[ServerHandle]:
     with running_server(model_dir) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def camera_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """A format 1 bundle (the default) beside a camera-aware one whose lifter echoes its
+    input (x, y, visible per joint; joint 0 zeroed), for the camera and scores options."""
+    root = tmp_path_factory.mktemp("camera-models")
+    make_bundle(root, DEFAULT_MODEL, default=True, with_augmentor=False)
+    make_bundle(root, CAMERA_AWARE_MODEL, default=False, with_augmentor=False, lifter="rays_echo")
+    with running_server(root, metrics=False) as handle:
         yield handle
 
 

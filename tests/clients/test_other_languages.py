@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.clients.conftest import DEFAULT_MODEL, LIFT_ONLY_MODEL
+from tests.clients.conftest import CAMERA_AWARE_MODEL, DEFAULT_MODEL, LIFT_ONLY_MODEL
 from tests.conftest import REPO
 from tests.support.server import free_port
 
@@ -62,6 +62,26 @@ def test_node_lifts_poses_from_a_file_in_any_format(node, server, client, tmp_pa
     assert answer["model"] == LIFT_ONLY_MODEL
     expected = client.lift(keypoints, "coco17", (640, 480), model=LIFT_ONLY_MODEL)
     np.testing.assert_allclose(np.array(answer["pose3d"]), expected, atol=1e-6)
+
+
+def test_node_sends_a_camera(node, camera_server, tmp_path) -> None:
+    keypoints = np.random.default_rng(9).uniform(0, 1280, (2, 17, 2)).astype(np.float32)
+    (tmp_path / "poses.json").write_text(json.dumps(keypoints.tolist()))
+    common = ["--server", camera_server.address, "--input", tmp_path / "poses.json"]
+    common += ["--model", CAMERA_AWARE_MODEL]
+    result = run_node(node, *common, "--camera", "1200,1100,640,360")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    fed = np.array(answer["pose3d"])  # the camera-aware echo lifter returns its input
+    rays = (keypoints - [640, 360]) / [1200, 1100]
+    np.testing.assert_allclose(fed[:, 1:, :2], rays[:, 1:], atol=1e-6)
+    assert answer["joint_inferred"] == [[0] * 17] * 2 and answer["default_camera"] is False
+    # Without a camera: the default one, from the image size.
+    result = run_node(node, *common, "--image-size", "1280x720")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["default_camera"] is True
+    result = run_node(node, *common, "--camera", "1200,1100,640")
+    assert result.returncode == 1 and result.stderr.startswith("lift.js: error: --camera")
 
 
 def test_node_errors_are_one_line(node, server, tmp_path) -> None:

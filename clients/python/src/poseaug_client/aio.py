@@ -11,10 +11,10 @@ import numpy as np
 from grpc_health.v1 import health_pb2
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.cameras import CameraOption
 from poseaug_client.channel import EndpointPool
 from poseaug_client.checks import (
     check_rows,
-    lift_output,
     stream_chunk,
     stream_ended_early,
     unanswered_error,
@@ -41,9 +41,11 @@ from poseaug_client.requests import (
 from poseaug_client.results import (
     AugmentChunk,
     AugmentResult,
+    LiftResult,
     ModelInfo,
     augment_result,
     concat_augment,
+    join_lift,
     lift_poses,
 )
 from poseaug_client.retry import (
@@ -128,24 +130,51 @@ class AsyncPoseAugClient:
         self,
         keypoints: object,
         format: str | int = "h36m17",
-        image_size: ImageSizeLike = (1000, 1000),
+        image_size: ImageSizeLike | None = None,
         scores: object | None = None,
         model: str | None = None,
         *,
+        camera: CameraOption = None,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> np.ndarray:
         """See PoseAugClient.lift."""
-        job = prepare_lift(keypoints, format, image_size, scores, model)
-        pieces = []
+        result = await self.lift_result(
+            keypoints,
+            format,
+            image_size,
+            scores,
+            model,
+            camera=camera,
+            timeout=timeout,
+            progress=progress,
+        )
+        return result.poses3d
+
+    async def lift_result(
+        self,
+        keypoints: object,
+        format: str | int = "h36m17",
+        image_size: ImageSizeLike | None = None,
+        scores: object | None = None,
+        model: str | None = None,
+        *,
+        camera: CameraOption = None,
+        timeout: float | None = _UNSET,
+        progress: ProgressOption = False,
+    ) -> LiftResult:
+        """See PoseAugClient.lift_result."""
+        job = prepare_lift(keypoints, format, image_size, scores, model, camera=camera)
+        poses, responses = [], []
         bounds = chunk_bounds(job.count, lift_chunk_size(self.config, job.keypoints.shape[1]))
         with progress_bar(progress, job.count, "lift", "pose") as bar:
             for start, stop in bounds:
                 request = lift_request(job, start, stop)
                 response = await self._unary("Lift2Dto3D", request, timeout)
-                pieces.append(check_rows(lift_poses(response), stop - start, "pose3d"))
+                poses.append(check_rows(lift_poses(response), stop - start, "pose3d"))
+                responses.append(response)
                 bar.update(stop - start)
-        return lift_output(pieces, job.single)
+        return join_lift(poses, responses, job.single)
 
     async def augment(
         self,
@@ -181,9 +210,10 @@ class AsyncPoseAugClient:
         self,
         batches: Iterable[object] | AsyncIterable[object],
         format: str | int = "h36m17",
-        image_size: ImageSizeLike = (1000, 1000),
+        image_size: ImageSizeLike | None = None,
         model: str | None = None,
         *,
+        camera: CameraOption = None,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
         total: int | None = None,
@@ -191,7 +221,7 @@ class AsyncPoseAugClient:
         """See PoseAugClient.lift_stream; `batches` may also be an async iterable."""
         if total is None and hasattr(batches, "__len__"):
             total = len(batches)  # type: ignore[arg-type]
-        parts = _async_parts(batches, self.config, format, image_size, model)
+        parts = _async_parts(batches, self.config, format, image_size, model, camera)
         feed, assembler, pull_lock = LiftFeed(), LiftAssembler(), asyncio.Lock()
         deadline = Deadline(self.config.stream_timeout if timeout is _UNSET else timeout)
         retries = StreamRetries(self.config, deadline, "StreamLift2Dto3D")
@@ -290,16 +320,17 @@ async def _async_parts(
     batches: Iterable[object] | AsyncIterable[object],
     config: ClientConfig,
     format: str | int,
-    image_size: ImageSizeLike,
+    image_size: ImageSizeLike | None,
     model: str | None,
+    camera: CameraOption = None,
 ) -> AsyncIterator[Part]:
     """Stream parts of sync or async batches, built as the batches arrive."""
     if isinstance(batches, AsyncIterable):
         index = 0
         async for batch in batches:
-            for item in batch_parts(index, batch, config, format, image_size, model):
+            for item in batch_parts(index, batch, config, format, image_size, model, camera):
                 yield item
             index += 1
     else:
-        for item in lift_stream_parts(batches, config, format, image_size, model):
+        for item in lift_stream_parts(batches, config, format, image_size, model, camera):
             yield item

@@ -8,7 +8,6 @@ import numpy as np
 
 from poseaug.v1 import poseaug_pb2
 from poseaug_client.errors import PoseAugError
-from poseaug_client.formats import NUM_JOINTS
 from poseaug_client.results import AugmentChunk, augment_result, slice_chunk
 
 
@@ -20,14 +19,6 @@ def check_rows(array: np.ndarray, rows: int, name: str) -> np.ndarray:
             f"{name}: server answered {list(array.shape)} for {rows} poses",
         )
     return array
-
-
-def lift_output(pieces: list[np.ndarray], single: bool) -> np.ndarray:
-    """Join lifted chunks; [17, 3] for a single input pose."""
-    if not pieces:
-        return np.zeros((0, NUM_JOINTS, 3), np.float32)
-    poses = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-    return poses[0] if single else poses
 
 
 def stream_chunk(

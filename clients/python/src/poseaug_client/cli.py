@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from poseaug_client.cameras import Camera
 from poseaug_client.client import PoseAugClient
 from poseaug_client.config import DEFAULT_SERVER, TOKEN_ENV
 from poseaug_client.errors import PoseAugError
@@ -27,6 +29,7 @@ from poseaug_client.files import (
     write_lift_output,
 )
 from poseaug_client.formats import KEYPOINT_FORMATS
+from poseaug_client.requests import DEFAULT_IMAGE_SIZE
 from poseaug_client.version import __version__
 
 SERVER_ENV = "POSEAUG_SERVER"
@@ -55,6 +58,27 @@ def camera_arg(text: str) -> dict[str, float]:
     camera = dict(zip(CAMERA_FIELDS, numbers, strict=True))
     camera["width"], camera["height"] = int(camera["width"]), int(camera["height"])
     return camera
+
+
+def lift_camera_arg(text: str) -> Camera:
+    """ "fx,fy,cx,cy" (optionally ",width,height") -> Camera."""
+    try:
+        numbers = [float(v) for v in text.split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (4, 6) or not all(math.isfinite(v) for v in numbers):
+        raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy[,width,height], got {text!r}")
+    if numbers[0] <= 0 or numbers[1] <= 0:
+        raise argparse.ArgumentTypeError(f"fx and fy must be > 0, got {text!r}")
+    width, height = (int(numbers[4]), int(numbers[5])) if len(numbers) == 6 else (0, 0)
+    return Camera(*numbers[:4], width=width, height=height)
+
+
+def fov_arg(text: str) -> float:
+    value = positive_float(text)
+    if value >= 180:
+        raise argparse.ArgumentTypeError(f"expected degrees between 0 and 180, got {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -139,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         type=Path,
         metavar="IN",
-        help=".npz/.npy with keypoints [N,K,2] (and scores [N,K]) or COCO keypoint JSON",
+        help=".npz/.npy with keypoints [N,K,2] (and scores [N,K]) or COCO keypoint JSON (its "
+        "scores too); camera-aware models infer joints scored under 0.3",
     )
     lift.add_argument(
         "--output",
@@ -157,7 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         type=image_size_arg,
         metavar="WxH",
-        help="image size in pixels (default 1000x1000)",
+        help="image size in pixels (default 1000x1000, or none sent with --camera)",
+    )
+    cameras = lift.add_mutually_exclusive_group()
+    cameras.add_argument(
+        "--camera",
+        type=lift_camera_arg,
+        metavar="FX,FY,CX,CY",
+        help="camera intrinsics in pixels (optionally ,W,H); camera-aware models turn "
+        "keypoints into rays with it (default: their 60-degree default camera)",
+    )
+    cameras.add_argument(
+        "--fov",
+        type=fov_arg,
+        metavar="DEG",
+        help="camera from the image size and this horizontal field of view",
     )
     lift.add_argument("--model", help="model bundle (default: the server's default)")
     lift.add_argument(
@@ -256,14 +295,28 @@ def run_lift(args: argparse.Namespace) -> int:
             f"format {fmt} needs {joints} (see --format)"
         )
     if args.image_size is not None or source.image_sizes is None:
-        image_size: object = args.image_size or (1000, 1000)
+        image_size: object = args.image_size
     else:
         image_size = source.image_sizes
+    camera: object = args.camera
+    if args.fov is not None:
+        if image_size is None:
+            image_size = DEFAULT_IMAGE_SIZE
+        sizes = np.asarray(image_size, dtype=np.int64).reshape(-1, 2)
+        fov_cameras = [Camera.from_fov(int(w), int(h), args.fov) for w, h in sizes]
+        camera = fov_cameras[0] if len(fov_cameras) == 1 else fov_cameras
     with make_client(args, max_poses_per_call=args.batch_size) as client:
-        poses = client.lift(
-            source.keypoints, fmt, image_size, source.scores, args.model, progress=args.progress
+        result = client.lift_result(
+            source.keypoints,
+            fmt,
+            image_size,
+            source.scores,
+            args.model,
+            camera=camera,
+            progress=args.progress,
         )
-    write_lift_output(args.output, poses, source)
+    poses = result.poses3d
+    write_lift_output(args.output, poses, source, result.joint_inferred)
     if args.plot is not None:
         from poseaug_client.plot import plot_lift
 
@@ -329,11 +382,14 @@ def run_models(args: argparse.Namespace) -> int:
     if not infos:
         print("no models")
         return 0
-    print(f"{'name':24} {'version':10} {'default':8} {'augmentor':10} providers")
+    print(
+        f"{'name':24} {'version':10} {'default':8} {'augmentor':10} {'lifter input':19} providers"
+    )
     for info in infos:
         print(
             f"{info.name:24} {info.version:10} {'yes' if info.is_default else '':8} "
-            f"{'yes' if info.has_augmentor else 'no':10} {','.join(info.providers)}"
+            f"{'yes' if info.has_augmentor else 'no':10} {info.lifter_input:19} "
+            f"{','.join(info.providers)}"
         )
         for key, value in info.metrics.items():
             print(f"    {key} = {value:g}")

@@ -12,10 +12,10 @@ import numpy as np
 from grpc_health.v1 import health_pb2
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.cameras import CameraOption
 from poseaug_client.channel import EndpointPool
 from poseaug_client.checks import (
     check_rows,
-    lift_output,
     stream_chunk,
     stream_ended_early,
     unanswered_error,
@@ -40,9 +40,11 @@ from poseaug_client.requests import (
 from poseaug_client.results import (
     AugmentChunk,
     AugmentResult,
+    LiftResult,
     ModelInfo,
     augment_result,
     concat_augment,
+    join_lift,
     lift_poses,
 )
 from poseaug_client.retry import (
@@ -129,28 +131,63 @@ class PoseAugClient:
         self,
         keypoints: object,
         format: str | int = "h36m17",
-        image_size: ImageSizeLike = (1000, 1000),
+        image_size: ImageSizeLike | None = None,
         scores: object | None = None,
         model: str | None = None,
         *,
+        camera: CameraOption = None,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> np.ndarray:
         """Lift 2D keypoints in pixels [N, K, 2] to root-relative 3D poses [N, 17, 3] (metres).
 
-        `image_size` is (width, height) for the whole batch or an [N, 2] array per pose. Batches
-        over `max_poses_per_call` are sent as several calls and joined in order. A single pose
-        [K, 2] gives a single pose [17, 3].
+        `image_size` is (width, height) for the whole batch or an [N, 2] array per pose
+        (default 1000 x 1000 when no camera is given). `camera` is a Camera for the batch or a
+        sequence of N: camera-aware models turn pixels into rays with it, and without one use
+        their default camera (60 degrees across the image width); format 1 models take only
+        the image size from it. `scores` [N, K] in [0, 1]: camera-aware models treat a joint
+        scored under 0.3 as missing and infer it. `lift_result` also returns which joints were
+        inferred and whether the default camera was used. Batches over `max_poses_per_call`
+        are sent as several calls and joined in order. A single pose [K, 2] gives a single
+        pose [17, 3].
         """
-        job = prepare_lift(keypoints, format, image_size, scores, model)
-        pieces = []
+        result = self.lift_result(
+            keypoints,
+            format,
+            image_size,
+            scores,
+            model,
+            camera=camera,
+            timeout=timeout,
+            progress=progress,
+        )
+        return result.poses3d
+
+    def lift_result(
+        self,
+        keypoints: object,
+        format: str | int = "h36m17",
+        image_size: ImageSizeLike | None = None,
+        scores: object | None = None,
+        model: str | None = None,
+        *,
+        camera: CameraOption = None,
+        timeout: float | None = _UNSET,
+        progress: ProgressOption = False,
+    ) -> LiftResult:
+        """`lift` with what the server says about it: LiftResult(poses3d, joint_inferred,
+        default_camera, pose_scores, model, model_version)."""
+        job = prepare_lift(keypoints, format, image_size, scores, model, camera=camera)
+        poses, responses = [], []
         bounds = chunk_bounds(job.count, lift_chunk_size(self.config, job.keypoints.shape[1]))
         with progress_bar(progress, job.count, "lift", "pose") as bar:
             for start, stop in bounds:
-                response = self._unary("Lift2Dto3D", lift_request(job, start, stop), timeout)
-                pieces.append(check_rows(lift_poses(response), stop - start, "pose3d"))
+                request = lift_request(job, start, stop)
+                response = self._unary("Lift2Dto3D", request, timeout)
+                poses.append(check_rows(lift_poses(response), stop - start, "pose3d"))
+                responses.append(response)
                 bar.update(stop - start)
-        return lift_output(pieces, job.single)
+        return join_lift(poses, responses, job.single)
 
     def augment(
         self,
@@ -194,9 +231,10 @@ class PoseAugClient:
         self,
         batches: Iterable[object],
         format: str | int = "h36m17",
-        image_size: ImageSizeLike = (1000, 1000),
+        image_size: ImageSizeLike | None = None,
         model: str | None = None,
         *,
+        camera: CameraOption = None,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
         total: int | None = None,
@@ -204,12 +242,13 @@ class PoseAugClient:
         """Lift a sequence of batches (video frames, file shards) over one StreamLift2Dto3D
         call, yielding [n, 17, 3] per batch in input order while later batches are in flight.
 
-        A batch is an array [n, K, 2] or a mapping with "keypoints" and optional "scores" and
-        "image_size". After UNAVAILABLE the stream is reopened and unanswered batches resent.
+        A batch is an array [n, K, 2] or a mapping with "keypoints" and optional "scores",
+        "image_size" and "camera" (see `lift`). After UNAVAILABLE the stream is reopened and
+        unanswered batches resent.
         """
         if total is None and hasattr(batches, "__len__"):
             total = len(batches)  # type: ignore[arg-type]
-        parts = lift_stream_parts(iter(batches), self.config, format, image_size, model)
+        parts = lift_stream_parts(iter(batches), self.config, format, image_size, model, camera)
         feed, assembler, pull_lock = LiftFeed(), LiftAssembler(), threading.Lock()
         deadline = Deadline(self.config.stream_timeout if timeout is _UNSET else timeout)
         retries = StreamRetries(self.config, deadline, "StreamLift2Dto3D")

@@ -142,8 +142,11 @@ def read_coco(path: Path) -> LiftInput:
     )
 
 
-def write_lift_output(path: Path, poses: np.ndarray, source: LiftInput) -> None:
-    """pose3d [N, 17, 3] metres as .npz (plus joint_names, image_id) or a JSON list of poses."""
+def write_lift_output(
+    path: Path, poses: np.ndarray, source: LiftInput, joint_inferred: np.ndarray | None = None
+) -> None:
+    """pose3d [N, 17, 3] metres as .npz (plus joint_names, image_id, and joint_inferred
+    [N, 17] from camera-aware models) or a JSON list of poses (with the same fields)."""
     if path.suffix.lower() == ".json":
         records = []
         for index, pose in enumerate(poses):
@@ -153,6 +156,8 @@ def write_lift_output(path: Path, poses: np.ndarray, source: LiftInput) -> None:
                 if source.detection_scores[index] is not None:
                     record["score"] = source.detection_scores[index]
             record["pose3d"] = np.round(pose.astype(np.float64), 6).tolist()
+            if joint_inferred is not None:
+                record["joint_inferred"] = [bool(v) for v in joint_inferred[index]]
             records.append(record)
         path.write_text(json.dumps(records))
         return
@@ -160,6 +165,8 @@ def write_lift_output(path: Path, poses: np.ndarray, source: LiftInput) -> None:
         "pose3d": poses.astype(np.float32),
         "joint_names": np.asarray(H36M_JOINT_NAMES),
     }
+    if joint_inferred is not None:
+        arrays["joint_inferred"] = joint_inferred.astype(bool)
     if source.coco:
         ids = source.image_ids
         if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):

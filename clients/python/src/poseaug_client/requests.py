@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.cameras import CameraOption, lift_cameras
 from poseaug_client.config import ClientConfig
 from poseaug_client.errors import invalid_argument
 from poseaug_client.formats import NUM_JOINTS, augment_ops, camera_message, keypoint_format
@@ -21,6 +22,8 @@ MAX_SEED = 2**63
 MAX_STREAM_CHUNK = 65536
 
 ImageSizeLike = tuple[int, int] | Sequence[int] | np.ndarray
+# The image size of lifts that send neither a size nor a camera.
+DEFAULT_IMAGE_SIZE = (1000, 1000)
 
 
 @dataclass
@@ -34,6 +37,8 @@ class LiftJob:
     image_sizes: np.ndarray | None
     model: str
     single: bool = False
+    camera: poseaug_pb2.CameraIntrinsics | None = None
+    cameras: list[poseaug_pb2.CameraIntrinsics] | None = None
 
     @property
     def count(self) -> int:
@@ -59,13 +64,17 @@ class AugmentJob:
 def prepare_lift(
     keypoints: object,
     format: str | int = "h36m17",
-    image_size: ImageSizeLike = (1000, 1000),
+    image_size: ImageSizeLike | None = None,
     scores: object | None = None,
     model: str | None = None,
     *,
+    camera: CameraOption = None,
     allow_single: bool = True,
 ) -> LiftJob:
-    """Check shapes against the format; a single pose [K, 2] becomes a batch of one."""
+    """Check shapes against the format; a single pose [K, 2] becomes a batch of one.
+
+    Without a camera, `image_size` None means 1000 x 1000; with one, no size is sent unless
+    given (the server takes it from the camera where it needs one)."""
     fmt, joints = keypoint_format(format)
     points = as_float_array(keypoints, "keypoints")
     single = allow_single and points.ndim == 2
@@ -86,8 +95,11 @@ def prepare_lift(
             raise invalid_argument(
                 f"scores: expected shape [{n}, {joints}], got {list(conf.shape)}"
             )
-    size, sizes = _image_sizes(image_size, n)
-    return LiftJob(points, conf, fmt, size, sizes, model or "", single)
+    one_camera, cameras = lift_cameras(camera, n)
+    if image_size is None and camera is None:
+        image_size = DEFAULT_IMAGE_SIZE
+    size, sizes = (None, None) if image_size is None else _image_sizes(image_size, n)
+    return LiftJob(points, conf, fmt, size, sizes, model or "", single, one_camera, cameras)
 
 
 def _image_sizes(
@@ -139,9 +151,13 @@ def lift_request(
             poseaug_pb2.ImageSize(width=int(w), height=int(h))
             for w, h in job.image_sizes[start:stop]
         )
-    else:
-        width, height = job.image_size  # type: ignore[misc]
+    elif job.image_size is not None:
+        width, height = job.image_size
         request.image_size.CopyFrom(poseaug_pb2.ImageSize(width=width, height=height))
+    if job.camera is not None:
+        request.camera.CopyFrom(job.camera)
+    elif job.cameras is not None:
+        request.cameras.extend(job.cameras[start:stop])
     return request
 
 
@@ -157,17 +173,18 @@ def lift_stream_parts(
     batches: Iterable[object],
     config: ClientConfig,
     format: str | int,
-    image_size: ImageSizeLike,
+    image_size: ImageSizeLike | None,
     model: str | None,
+    camera: CameraOption = None,
 ) -> Iterator[StreamPart]:
     """(batch index, part, parts, job, request) for each stream message of each batch.
 
-    A batch is an array [n, K, 2] or a mapping with "keypoints" and optional "scores" and
-    "image_size"; batches over the per-call limit become several messages. An empty batch
-    gives one entry with request None (answered locally with an empty result).
+    A batch is an array [n, K, 2] or a mapping with "keypoints" and optional "scores",
+    "image_size" and "camera"; batches over the per-call limit become several messages. An
+    empty batch gives one entry with request None (answered locally with an empty result).
     """
     for index, batch in enumerate(batches):
-        yield from batch_parts(index, batch, config, format, image_size, model)
+        yield from batch_parts(index, batch, config, format, image_size, model, camera)
 
 
 def batch_parts(
@@ -175,11 +192,12 @@ def batch_parts(
     batch: object,
     config: ClientConfig,
     format: str | int,
-    image_size: ImageSizeLike,
+    image_size: ImageSizeLike | None,
     model: str | None,
+    camera: CameraOption = None,
 ) -> list[StreamPart]:
     """The stream entries of batch number `index` (see lift_stream_parts)."""
-    job = prepare_stream_batch(batch, index, format, image_size, model)
+    job = prepare_stream_batch(batch, index, format, image_size, model, camera)
     if job.count == 0:
         return [(index, 0, 1, job, None)]
     bounds = chunk_bounds(job.count, lift_chunk_size(config, job.keypoints.shape[1]))
@@ -196,7 +214,12 @@ def batch_parts(
 
 
 def prepare_stream_batch(
-    batch: object, index: int, format: str | int, image_size: ImageSizeLike, model: str | None
+    batch: object,
+    index: int,
+    format: str | int,
+    image_size: ImageSizeLike | None,
+    model: str | None,
+    camera: CameraOption = None,
 ) -> LiftJob:
     """One streamed batch as a LiftJob; errors name the batch."""
     if isinstance(batch, Mapping):
@@ -205,6 +228,7 @@ def prepare_stream_batch(
         keypoints = batch["keypoints"]
         scores = batch.get("scores")
         size = batch.get("image_size", image_size)
+        camera = batch.get("camera", camera)
     else:
         keypoints, scores, size = batch, None, image_size
     points = as_float_array(keypoints, f"batch {index}: keypoints")
@@ -212,7 +236,7 @@ def prepare_stream_batch(
         fmt, joints = keypoint_format(format)
         return LiftJob(np.zeros((0, joints, 2), np.float32), None, fmt, (1, 1), None, model or "")
     try:
-        return prepare_lift(points, format, size, scores, model, allow_single=False)
+        return prepare_lift(points, format, size, scores, model, camera=camera, allow_single=False)
     except Exception as exc:
         raise invalid_argument(f"batch {index}: {getattr(exc, 'message', exc)}") from None
 

@@ -9,11 +9,29 @@ from typing import NamedTuple
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client.formats import format_name
+from poseaug_client.formats import NUM_JOINTS, format_name
 from poseaug_client.tensors import from_tensor
 
 #: The AugmentParameters fields, in the order the ops run.
 PARAMETER_NAMES = ("bone_angle_offsets", "bone_length_ratios", "rotation", "translation")
+
+
+class LiftResult(NamedTuple):
+    """A lift with what the server says about it (`lift_result`; `lift` returns poses3d).
+
+    poses3d: [N, 17, 3] metres, root-relative. joint_inferred: [N, 17] float32, 1.0 where a
+    camera-aware model inferred the joint because its score was under the server's threshold
+    (0.3), None for screen-normalized (format 1) models. default_camera: no camera was sent
+    and a camera-aware model used its default (60 degree horizontal field of view).
+    pose_scores: [N] mean mapped score, None without scores. A single input pose gives
+    [17, 3], [17] and a scalar array."""
+
+    poses3d: np.ndarray
+    joint_inferred: np.ndarray | None
+    default_camera: bool
+    pose_scores: np.ndarray | None
+    model: str
+    model_version: str
 
 
 class AugmentResult(NamedTuple):
@@ -49,6 +67,13 @@ class ModelInfo:
     has_augmentor: bool
     metrics: dict[str, float] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    # What the lifter is fed: "videopose3d_screen" (format 1) or "camera_rays" (camera-aware).
+    lifter_input: str = ""
+
+    @property
+    def camera_aware(self) -> bool:
+        """Whether the lifter uses cameras and detector scores (see LiftResult)."""
+        return self.lifter_input == "camera_rays"
 
     @classmethod
     def from_proto(cls, info: poseaug_pb2.ModelInfo) -> ModelInfo:
@@ -67,6 +92,7 @@ class ModelInfo:
             has_augmentor=info.has_augmentor,
             metrics=dict(sorted(info.metrics.items())),
             manifest=manifest if isinstance(manifest, dict) else {},
+            lifter_input=info.lifter_input,
         )
 
     def to_dict(self) -> dict:
@@ -78,6 +104,7 @@ class ModelInfo:
             "has_augmentor": self.has_augmentor,
             "input_formats": list(self.input_formats),
             "providers": list(self.providers),
+            "lifter_input": self.lifter_input,
             "joint_names": list(self.joint_names),
             "joint_parents": list(self.joint_parents),
             "metrics": self.metrics,
@@ -87,6 +114,32 @@ class ModelInfo:
 def lift_poses(response: poseaug_pb2.Lift2Dto3DResponse) -> np.ndarray:
     """pose3d [n, 17, 3] of one response."""
     return from_tensor(response.pose3d, "pose3d")
+
+
+def join_lift(
+    poses: list[np.ndarray], responses: list[poseaug_pb2.Lift2Dto3DResponse], single: bool
+) -> LiftResult:
+    """One LiftResult from a lift's chunks in order: their checked poses and responses. A
+    single input pose drops the batch axis."""
+
+    def joined(parts: list[np.ndarray]) -> np.ndarray:
+        value = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return value[0] if single else value
+
+    def optional(name: str) -> np.ndarray | None:
+        if not responses or not all(r.HasField(name) for r in responses):
+            return None
+        return joined([from_tensor(getattr(r, name), name) for r in responses])
+
+    first = responses[0] if responses else poseaug_pb2.Lift2Dto3DResponse()
+    return LiftResult(
+        joined(poses) if poses else np.zeros((0, NUM_JOINTS, 3), np.float32),
+        optional("joint_inferred"),
+        any(r.default_camera for r in responses),
+        optional("pose_scores"),
+        first.model,
+        first.model_version,
+    )
 
 
 def augment_result(response: poseaug_pb2.AugmentResponse) -> AugmentResult:
