@@ -25,6 +25,7 @@ from tests.support.bundles import make_bundle
 from tests.support.server import ServerHandle, running_server
 
 MODEL = "fuzz"
+RAYS_MODEL = "fuzz-rays"  # camera-aware (format 2), served beside the default format 1 MODEL
 MAX_POSES = 4096
 FUZZ = settings(
     max_examples=50,
@@ -48,6 +49,7 @@ DIMS = st.one_of(
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     models: Path = tmp_path_factory.mktemp("models")
     make_bundle(models, MODEL)
+    make_bundle(models, RAYS_MODEL, default=False, lifter="rays_echo")
     flags = ("--max-poses-per-request", str(MAX_POSES), "--max-message-mb", "16")
     with running_server(models, *flags) as handle:
         yield handle
@@ -80,7 +82,7 @@ def pose_shapes():
     return st.tuples(st.integers(1, 40), st.just(17), st.just(3)).map(list)
 
 
-MODEL_NAMES = st.one_of(st.just(""), st.just(MODEL), st.text(max_size=20))
+MODEL_NAMES = st.one_of(st.just(""), st.just(MODEL), st.just(RAYS_MODEL), st.text(max_size=20))
 REQUEST_IDS = st.one_of(st.just(""), st.text(max_size=160))
 
 
@@ -103,17 +105,55 @@ def tensor_of(values: np.ndarray) -> poseaug_pb2.Tensor:
 
 
 @st.composite
+def plausible_camera(draw) -> poseaug_pb2.CameraIntrinsics:
+    """Real intrinsics, sometimes distorted, with or without a size."""
+    sized = draw(st.booleans())
+    return poseaug_pb2.CameraIntrinsics(
+        fx=draw(st.floats(100, 3000)),
+        fy=draw(st.floats(100, 3000)),
+        cx=draw(st.floats(0, 2000)),
+        cy=draw(st.floats(0, 2000)),
+        width=draw(st.integers(1, 4000)) if sized else 0,
+        height=draw(st.integers(1, 4000)) if sized else 0,
+        radial=draw(st.sampled_from([[], [0.01, -0.002, 0.0005], [-0.2, 0.25, -0.003]])),
+        tangential=draw(st.sampled_from([[], [0.001, -0.001]])),
+    )
+
+
+@st.composite
+def wild_camera(draw) -> poseaug_pb2.CameraIntrinsics:
+    return poseaug_pb2.CameraIntrinsics(
+        fx=draw(DOUBLES),
+        fy=draw(DOUBLES),
+        cx=draw(DOUBLES),
+        cy=draw(DOUBLES),
+        width=draw(UINT32),
+        height=draw(UINT32),
+        radial=draw(st.lists(DOUBLES, max_size=4)),
+        tangential=draw(st.lists(DOUBLES, max_size=3)),
+    )
+
+
+@st.composite
 def plausible_lift(draw) -> poseaug_pb2.Lift2Dto3DRequest:
-    """Close to valid: right K for the format, real image sizes, maybe one bad value."""
+    """Close to valid: right K for the format, real image sizes and cameras, maybe one bad
+    value."""
     fmt = draw(st.integers(0, 3))
     n, k = draw(st.integers(1, 60)), 16 if fmt == 3 else 17
     req = poseaug_pb2.Lift2Dto3DRequest(
         format=fmt,
         keypoints=tensor_of(finite_array(draw, [n, k, 2], -100, 2100)),
-        model=draw(st.sampled_from(["", MODEL])),
+        model=draw(st.sampled_from(["", MODEL, RAYS_MODEL])),
         request_id=draw(st.text(max_size=8)),
     )
-    if draw(st.booleans()):
+    cameras = draw(st.sampled_from(["none", "one", "many"]))
+    if cameras == "one":
+        req.camera.CopyFrom(draw(plausible_camera()))
+    elif cameras == "many":
+        req.cameras.extend(draw(st.lists(plausible_camera(), min_size=n, max_size=n)))
+    if cameras != "none" and draw(st.booleans()):
+        pass  # no image size: the camera has to do
+    elif draw(st.booleans()):
         req.image_size.CopyFrom(
             draw(
                 st.builds(
@@ -148,6 +188,11 @@ def wild_lift(draw) -> poseaug_pb2.Lift2Dto3DRequest:
         req.image_size.CopyFrom(draw(image_size()))
     if sizes in ("many", "both"):
         req.image_sizes.extend(draw(st.lists(image_size(), max_size=65)))
+    cameras = draw(st.sampled_from(["none", "none", "one", "many", "both"]))
+    if cameras in ("one", "both"):
+        req.camera.CopyFrom(draw(wild_camera()))
+    if cameras in ("many", "both"):
+        req.cameras.extend(draw(st.lists(wild_camera(), max_size=65)))
     return req
 
 
@@ -198,18 +243,7 @@ def wild_augment(draw) -> poseaug_pb2.AugmentRequest:
     if draw(st.integers(0, 9)) > 0:
         req.poses3d.CopyFrom(draw(tensors(pose_shapes())))
     if draw(st.booleans()):
-        req.camera.CopyFrom(
-            poseaug_pb2.CameraIntrinsics(
-                fx=draw(DOUBLES),
-                fy=draw(DOUBLES),
-                cx=draw(DOUBLES),
-                cy=draw(DOUBLES),
-                width=draw(UINT32),
-                height=draw(UINT32),
-                radial=draw(st.lists(DOUBLES, max_size=4)),
-                tangential=draw(st.lists(DOUBLES, max_size=3)),
-            )
-        )
+        req.camera.CopyFrom(draw(wild_camera()))
     return req
 
 
@@ -236,8 +270,14 @@ def assert_tensor(tensor: poseaug_pb2.Tensor, *tail: int) -> int:
 
 
 def check_lift(request: poseaug_pb2.Lift2Dto3DRequest, reply) -> None:
-    assert assert_tensor(reply.pose3d, 17, 3) == request.keypoints.shape[0]
-    assert reply.request_id == request.request_id and reply.model == MODEL
+    n = assert_tensor(reply.pose3d, 17, 3)
+    assert n == request.keypoints.shape[0]
+    assert reply.request_id == request.request_id and reply.model == (request.model or MODEL)
+    if reply.model == RAYS_MODEL:
+        assert assert_tensor(reply.joint_inferred, 17) == n
+        assert reply.default_camera == (not request.HasField("camera") and not request.cameras)
+    else:
+        assert not reply.HasField("joint_inferred") and not reply.default_camera
 
 
 def check_augment(request: poseaug_pb2.AugmentRequest, reply, rows: int | None = None) -> None:
@@ -322,9 +362,9 @@ def test_get_model_info(server: ServerHandle, name) -> None:
         lambda: server.stub.GetModelInfo(poseaug_pb2.GetModelInfoRequest(model=name), timeout=10)
     )
     assert code in OK_OR_INVALID, (code, reply)
-    assert (code == grpc.StatusCode.OK) == (name in ("", MODEL))
+    assert (code == grpc.StatusCode.OK) == (name in ("", MODEL, RAYS_MODEL))
     if code == grpc.StatusCode.OK:
-        assert reply.model.name == MODEL
+        assert reply.model.name == (name or MODEL)
 
 
 METHODS = [
