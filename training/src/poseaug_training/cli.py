@@ -56,7 +56,7 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--grad-clip", type=float, default=d.grad_clip)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
-    p.add_argument("--estimator", default=d.estimator, choices=["vpose", "mlp"])
+    p.add_argument("--estimator", default=d.estimator, choices=["vpose", "mlp", "vpose_rays"])
     p.add_argument("--channels", type=int, default=d.channels)
     p.add_argument("--blocks", type=int, default=d.blocks)
     p.add_argument("--dropout", type=float, default=d.dropout)
@@ -66,6 +66,18 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
         type=_subset_of("gt", "sh"),
         default=d.train_2d,
         help="2D inputs of the training pairs: gt, sh or gt,sh (both, same 3D targets)",
+    )
+    p.add_argument(
+        "--wild",
+        action="store_true",
+        help="the wild recipe: virtual cameras, fitted detector error, missing joints, camera "
+        "rays in (needs --estimator vpose_rays)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=d.precision,
+        help="bf16: the estimator's layers under autocast (measure with bench/train_step.py)",
     )
     p.add_argument("--val-stride", type=int, default=d.val_stride)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -157,6 +169,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wild_eval(args: argparse.Namespace) -> int:
+    from poseaug_training.pipeline import wild_evaluate_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = {}
+    for spec in args.model:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise ValueError(f"--model needs NAME=PATH, got {spec!r}")
+        models[name] = Path(path)
+    results = wild_evaluate_run(
+        models,
+        Path(args.data),
+        Path(args.out),
+        tests=args.tests,
+        unseen_stride=args.unseen_stride,
+        stride=args.stride,
+        seed=args.seed,
+    )
+    print(Path(args.out, "comparison.md").read_text())
+    return 0 if results else 1
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from poseaug_training.export.bundle import export_bundle
 
@@ -197,6 +233,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--threads", type=int, default=0)
     ev.add_argument("--no-plots", action="store_true")
+    we = sub.add_parser(
+        "wild-eval",
+        help="real detections, unseen cameras and missing joints, models side by side",
+    )
+    we.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a checkpoint (.pt) or a bundle folder; repeat to compare",
+    )
+    we.add_argument("--data", default=DEFAULT_DATA)
+    we.add_argument("--out", required=True)
+    we.add_argument(
+        "--tests",
+        type=_subset_of("h36m_sh", "h36m_gt", "unseen"),
+        default=["h36m_sh", "h36m_gt", "unseen"],
+    )
+    we.add_argument("--stride", type=int, default=1, help="frame stride of the h36m tests")
+    we.add_argument("--unseen-stride", type=int, default=5, help="frame stride, unseen cameras")
+    we.add_argument("--seed", type=int, default=0)
+    we.add_argument("--threads", type=int, default=0)
     ex = sub.add_parser("export", help="write a model bundle (ONNX + manifest.json)")
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--out", required=True, help="bundle folder, e.g. models/poseaug-vpose")
@@ -215,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, args.command)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "wild-eval":
+            return cmd_wild_eval(args)
         return cmd_export(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"poseaug-train: error: {exc}", file=sys.stderr)

@@ -19,15 +19,18 @@ def train_run(cfg: TrainConfig, stop_after: int | None = None) -> Trainer:
         data = load_h36m(
             cfg.data,
             subjects=list(cfg.subjects) + list(cfg.test_subjects),
-            with_detections="sh" in cfg.train_2d,
-        )
-        train = PoseSet.concat(
-            [build_pairs(data, cfg.subjects, stride=cfg.stride, source=s) for s in cfg.train_2d]
+            with_detections="sh" in cfg.train_2d or cfg.wild,
         )
         val = (
             build_pairs(data, cfg.test_subjects, stride=cfg.val_stride) if cfg.val_stride else None
         )
-        trainer = Trainer(cfg, train, val, dist)
+        if cfg.wild:
+            trainer = _wild_trainer(cfg, data, val, dist)
+        else:
+            train = PoseSet.concat(
+                [build_pairs(data, cfg.subjects, stride=cfg.stride, source=s) for s in cfg.train_2d]
+            )
+            trainer = Trainer(cfg, train, val, dist)
         if cfg.mode == "poseaug":
             from poseaug_training.train.poseaug_step import PoseAugStep
 
@@ -45,6 +48,26 @@ def train_run(cfg: TrainConfig, stop_after: int | None = None) -> Trainer:
         return trainer
     finally:
         shutdown_distributed()
+
+
+def _wild_trainer(cfg: TrainConfig, data, val: PoseSet | None, dist) -> Trainer:
+    """The wild recipe: rows resident, each batch drawn through fresh cameras, the detector
+    error model fitted to the training subjects' detections (saved beside the checkpoint)."""
+    from poseaug_training.data.detector_noise import fit_to_h36m
+    from poseaug_training.data.wild_pairs import WildBatcher, build_wild_source, ray_pairs
+
+    model = fit_to_h36m(data, list(cfg.subjects))
+    trainer = Trainer(
+        cfg,
+        build_wild_source(data, list(cfg.subjects), stride=cfg.stride),
+        ray_pairs(val) if val is not None else None,
+        dist,
+    )
+    trainer.make_batch = WildBatcher(model)
+    if dist.is_main:
+        trainer.out.mkdir(parents=True, exist_ok=True)
+        (trainer.out / "detector_error_model.json").write_text(json.dumps(model.to_dict()))
+    return trainer
 
 
 def _load_estimator(checkpoint: Path):
@@ -150,3 +173,95 @@ def plot_augmentations(
             out = aug(src, pairs.root[pick], *noise, torch.tensor(ops))
             panels[label] = out.pose_rt.numpy()
     plot_augmented_pairs(src.numpy(), panels, path, f"{name}: source (blue) vs augmented (red)")
+
+
+def wild_evaluate_run(
+    models: dict[str, Path],
+    data_dir: Path,
+    out: Path,
+    tests: list[str] | tuple[str, ...] = ("h36m_sh", "h36m_gt", "unseen"),
+    subjects: tuple[str, ...] = ("S9", "S11"),
+    train_subjects: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8"),
+    unseen_stride: int = 5,
+    stride: int = 1,
+    seed: int = 0,
+) -> dict[str, dict[str, dict]]:
+    """The wild-lifting tests (evaluation/wild_tests.py) for checkpoints (*.pt) or bundle
+    folders side by side. Writes <out>/<name>/evaluation.json (for `export --evaluation`),
+    <out>/comparison.md and <out>/unseen_per_joint_error.png."""
+    from poseaug_training.data.detector_noise import fit_to_h36m
+    from poseaug_training.evaluation import wild_tests as wt
+    from poseaug_training.evaluation.plots import plot_per_joint_error
+    from poseaug_training.evaluation.report import write_json
+
+    data = load_h36m(data_dir, subjects=list(subjects) + list(train_subjects), with_detections=True)
+    error_model = fit_to_h36m(data, list(train_subjects))
+    built: dict[str, wt.LiftTest] = {}
+    for name in tests:
+        if name == "unseen":
+            built[name] = wt.unseen_test(data, list(subjects), error_model, unseen_stride, seed)
+        elif name in ("h36m_sh", "h36m_gt"):
+            built[name] = wt.h36m_test(data, list(subjects), name.removeprefix("h36m_"), stride)
+        else:
+            raise ValueError(f"unknown test {name!r}; choose from h36m_sh, h36m_gt, unseen")
+    everything: dict[str, dict[str, dict]] = {}
+    for name, path in models.items():
+        path = Path(path)
+        if path.is_dir():
+            lifter, normalization = wt.bundle_lifter(path)
+            source = {"bundle": path.name}
+        else:
+            model, state = _load_estimator(path)
+            lifter = wt.torch_lifter(model)
+            normalization = "camera_rays" if state["config"].get("wild") else "videopose3d_screen"
+            source = {"checkpoint": path.name, "train_config": state["config"]}
+        results = wt.run_tests(lifter, normalization, built, seed)
+        everything[name] = results
+        meta = {
+            **source,
+            "normalization": normalization,
+            "test_subjects": list(subjects),
+            "frame_stride": stride,
+            "unseen_frame_stride": unseen_stride,
+            "seed": seed,
+            "sequences_note": "S9/S11 minus S9 'Discussion 1' (missing from the public archive) "
+            "and S11 'Directions' (corrupted, dropped by every paper): 57 of the usual 58",
+            "tests": wt.__doc__,
+            "detector_error_model": f"fitted to the SH detections of {', '.join(train_subjects)}",
+        }
+        write_json(Path(out) / name / "evaluation.json", {"meta": meta, "results": results})
+    Path(out, "comparison.md").write_text(comparison_table(everything))
+    per_joint = {
+        m: r["unseen_camera"]["per_joint_mm"] for m, r in everything.items() if "unseen_camera" in r
+    }
+    if per_joint:
+        plot_per_joint_error(
+            per_joint, Path(out) / "unseen_per_joint_error.png", "error per joint, unseen cameras"
+        )
+    return everything
+
+
+def comparison_table(everything: dict[str, dict[str, dict]]) -> str:
+    """One row per test, one column per model: MPJPE / PA-MPJPE mm, 3DPCK@150, p90 mm."""
+    names = list(everything)
+    tests = list(dict.fromkeys(t for r in everything.values() for t in r))
+    rows = [
+        "| test | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for t in tests:
+        cells = []
+        for m in names:
+            r = everything[m].get(t)
+            cells.append(
+                f"{r['mpjpe_mm']:.1f} / {r['pa_mpjpe_mm']:.1f} / {r['pck150']:.3f} / "
+                f"{r['p90_mm']:.0f}"
+                if r
+                else "-"
+            )
+        rows.append(f"| {t} | " + " | ".join(cells) + " |")
+    return (
+        "MPJPE / PA-MPJPE (mm) / 3DPCK@150mm / 90th percentile of per-pose MPJPE (mm)\n\n"
+        + "\n".join(rows)
+        + "\n"
+    )

@@ -14,10 +14,20 @@ from poseaug_training.models import build_estimator
 from poseaug_training.train.checkpoint import load_checkpoint
 
 MAX_ONNX_BYTES = 40 * 1024 * 1024
+WILD_INPUTS = (
+    "the wild recipe (data/wild_pairs.py): every step each pose seen through a fresh virtual "
+    "camera (field of view 30-100 deg, 16:9 / 4:3 / 1:1 / 9:16, off-centre principal point, "
+    "pitch -25..75 deg, roll, people filling 20-90% of the image height, some cut by the "
+    "frame) or its Human3.6M camera; Stacked Hourglass detections where they exist; a "
+    "detector error model fitted to those detections; random missing joints; some rays "
+    "encoded with a wrong focal length"
+)
 
 
-def _parity_inputs(n: int = 256, seed: int = 0) -> np.ndarray:
-    """Plausible normalized 2D poses: a rest skeleton with random jitter (no dataset needed)."""
+def _parity_inputs(n: int = 256, seed: int = 0, channels: int = 2) -> np.ndarray:
+    """Plausible normalized 2D poses: a rest skeleton with random jitter (no dataset needed).
+    With 3 channels (camera rays): placed anywhere in a wide view, a quarter of the poses with
+    two joints missing."""
     from poseaug_training.skeleton import PARENTS
 
     rng = np.random.default_rng(seed)
@@ -26,7 +36,13 @@ def _parity_inputs(n: int = 256, seed: int = 0) -> np.ndarray:
     for j, p in enumerate(PARENTS):
         if p >= 0:
             rest[j] = rest[p] + offsets[j]
-    return rest[None] + rng.normal(0, 0.02, (n, 17, 2)).astype(np.float32)
+    kp = rest[None] + rng.normal(0, 0.02, (n, 17, 2)).astype(np.float32)
+    if channels == 2:
+        return kp
+    rays = kp * 0.5 + rng.uniform(-0.8, 0.8, (n, 1, 2)).astype(np.float32)
+    vis = np.ones((n, 17, 1), np.float32)
+    vis[: n // 4, rng.integers(1, 17, 2)] = 0
+    return np.concatenate([rays * vis, vis], -1)
 
 
 def export_bundle(
@@ -54,7 +70,8 @@ def export_bundle(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     export_lifter(model, out_dir / "lifter.onnx")
-    kp = parity_keypoints if parity_keypoints is not None else _parity_inputs()
+    channels = getattr(model, "input_channels", 2)
+    kp = parity_keypoints if parity_keypoints is not None else _parity_inputs(channels=channels)
     lifter_diff = onnx_parity(model, out_dir / "lifter.onnx", kp)
     if lifter_diff > 1e-4:
         raise RuntimeError(f"lifter.onnx differs from torch by {lifter_diff:g} (> 1e-4)")
@@ -86,7 +103,9 @@ def export_bundle(
             "train_subjects": cfg["subjects"],
             "frame_stride": cfg["stride"],
             "cameras": "all 4",
-            "inputs": training_inputs(cfg.get("train_2d", ["gt"])),
+            "inputs": WILD_INPUTS
+            if cfg.get("wild")
+            else training_inputs(cfg.get("train_2d", ["gt"])),
         },
         "epochs": state["epoch"],
         "steps": state["global_step"],
@@ -116,6 +135,7 @@ def export_bundle(
         evaluations=evaluations,
         evaluation_meta=eval_meta,
         training=training,
+        normalization="camera_rays" if cfg.get("wild") else "videopose3d_screen",
     )
     return write_manifest(out_dir, manifest)
 

@@ -13,9 +13,11 @@ OPSET = 17
 
 
 def export_lifter(model: nn.Module, path: Path, num_joints: int = 17) -> None:
-    """keypoints [N, 17, 2] (normalized screen) -> pose3d [N, 17, 3] (metres, root-relative)."""
+    """keypoints [N, 17, C] -> pose3d [N, 17, 3] (metres, root-relative); C = 2 (normalized
+    screen) or 3 (camera rays and visibility, for the camera-aware lifter)."""
     model = model.eval().cpu()
-    dummy = torch.zeros(2, num_joints, 2)
+    dummy = torch.zeros(2, num_joints, getattr(model, "input_channels", 2))
+    dummy[..., 2:] = 1.0  # visible joints (a graph traced on all-missing poses is the same)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

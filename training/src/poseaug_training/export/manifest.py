@@ -1,4 +1,9 @@
-"""manifest.json: what a bundle is, how it was trained and how well it does (format_version 1)."""
+"""manifest.json: what a bundle is, how it was trained and how well it does.
+
+Format 1: the lifter takes normalized screen coordinates [N, 17, 2]. Format 2: the camera-aware
+lifter takes camera rays and visibility [N, 17, 3] (models/README.md); servers that only know
+format 1 refuse it rather than feed it the wrong input.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,21 @@ from typing import Any
 from poseaug_training.skeleton import JOINT_NAMES, PARENTS
 
 FORMAT_VERSION = 1
+RAYS_FORMAT_VERSION = 2
+# How each lifter generation wants its input; the server prepares what the manifest declares.
+LIFTER_INPUTS: dict[str, dict[str, Any]] = {
+    "videopose3d_screen": {
+        "format_version": FORMAT_VERSION,
+        "normalization_formula": "x = u / w * 2 - 1, y = v / w * 2 - h / w",
+        "input_channels": ["x", "y"],
+    },
+    "camera_rays": {
+        "format_version": RAYS_FORMAT_VERSION,
+        "normalization_formula": "x = (u - cx) / fx, y = (v - cy) / fy of undistorted pixels; "
+        "visible = 1 seen, 0 missing (x = y = 0)",
+        "input_channels": ["x", "y", "visible"],
+    },
+}
 
 
 def sha256_file(path: Path) -> str:
@@ -31,8 +51,10 @@ def flat_metrics(evaluations: dict[str, dict]) -> dict[str, float]:
     out: dict[str, float] = {}
     for prefix, results in evaluations.items():
         for source, r in results.items():
-            for metric in ("mpjpe_mm", "pa_mpjpe_mm"):
-                out[f"{prefix}.{source}2d.{metric}"] = round(float(r[metric]), 3)
+            name = f"{source}2d" if source in ("gt", "sh", "novel") else source
+            for metric in ("mpjpe_mm", "pa_mpjpe_mm", "pck150", "p90_mm"):
+                if metric in r:
+                    out[f"{prefix}.{name}.{metric}"] = round(float(r[metric]), 3)
     return out
 
 
@@ -48,9 +70,11 @@ def build_manifest(
     evaluations: dict[str, dict],
     evaluation_meta: dict[str, Any],
     training: dict[str, Any],
+    normalization: str = "videopose3d_screen",
 ) -> dict[str, Any]:
+    lifter_input = LIFTER_INPUTS[normalization]
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": lifter_input["format_version"],
         "name": name,
         "version": version,
         "default": default,
@@ -60,8 +84,9 @@ def build_manifest(
             "file": "lifter.onnx",
             "input": "keypoints",
             "output": "pose3d",
-            "normalization": "videopose3d_screen",
-            "normalization_formula": "x = u / w * 2 - 1, y = v / w * 2 - h / w",
+            "normalization": normalization,
+            "normalization_formula": lifter_input["normalization_formula"],
+            "input_channels": lifter_input["input_channels"],
             "units": "m",
             "frame": "camera (x right, y down, z forward)",
             "root_relative": True,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from poseaug_training.models.ray_lifter import RayLifter
 from poseaug_training.models.simple_baseline import SimpleBaseline
 from poseaug_training.models.vpose import VPose1f
 
-ESTIMATORS = {"vpose": VPose1f, "mlp": SimpleBaseline}
+ESTIMATORS = {"vpose": VPose1f, "mlp": SimpleBaseline, "vpose_rays": RayLifter}
 
 
 def build_estimator(name: str, **kwargs: object) -> nn.Module:

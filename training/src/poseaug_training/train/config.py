@@ -26,6 +26,9 @@ class TrainConfig:
     init: str | None = None  # checkpoint whose estimator weights start this run
     train_2d: list[str] = field(default_factory=lambda: ["gt"])  # 2D of the source pairs:
     # "gt" (projected ground truth) and/or "sh" (Stacked Hourglass detections, same 3D targets)
+    wild: bool = False  # the wild recipe: virtual cameras, detector error, missing joints, rays
+    # in (data/wild_pairs.py); needs the camera-aware estimator "vpose_rays"
+    precision: str = "fp32"  # "bf16": the estimator's layers under autocast (fp32 master weights)
     val_stride: int = 50  # frame stride of the per-epoch validation (full eval is separate)
     # --- PoseAug (Algorithm 1); defaults are the official code's (function_poseaug/config.py) ---
     aug_lr: float = 1e-4

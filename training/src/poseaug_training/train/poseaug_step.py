@@ -31,8 +31,15 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from poseaug_training.data.camera import inside_image, normalize_screen, project_to_pixels
+from poseaug_training.data.camera import (
+    inside_image,
+    normalize_screen,
+    points_to_rays,
+    project_to_pixels,
+)
 from poseaug_training.data.pairs import PoseSet
+from poseaug_training.data.wild_pairs import WildBatcher, encode_rays
+from poseaug_training.models.ray_lifter import perspective_normalize
 from poseaug_training.poseaug.augmentor import Augmentor
 from poseaug_training.poseaug.history_pool import HistoryPool
 from poseaug_training.poseaug.kcs_discriminator import KCSDiscriminator
@@ -88,6 +95,15 @@ def detector_error(batch: PoseSet) -> torch.Tensor:
     return batch.kp2d - normalize_screen(pix, batch.intrinsics)
 
 
+def shape_2d(points: torch.Tensor) -> torch.Tensor:
+    """[N, 17, 2]: the perspective-normalized 2D shape of camera-frame points [N, 17, 3], every
+    joint seen: what the wild recipe's 2D discriminator judges (the pose's plausibility as seen
+    by this camera, not its place in the image or the detector's noise)."""
+    rays = points_to_rays(points)
+    kp = encode_rays(rays, torch.ones_like(rays[..., 0], dtype=torch.bool))
+    return perspective_normalize(kp)[0][..., :2]
+
+
 def average_gradients(module: nn.Module) -> None:
     """All-reduce mean of gradients for modules not wrapped in DDP (A and D run several
     forward passes per step, which DDP's reducer does not allow)."""
@@ -129,6 +145,11 @@ class PoseAugStep:
         self.ops = torch.tensor([float(op in cfg.ops) for op in ("ba", "bl", "rt")], device=dev)
         self._hardness: dict[str, torch.Tensor] | None = None  # per-pair error ratios, this step
         self.alternate = cfg.estimator_updates == "alternate"
+        # The wild recipe's detector model: augmented 2D get fresh detector error and missing
+        # joints like every other synthetic pair (no error transfer from the source).
+        self.wild: WildBatcher | None = trainer.make_batch if cfg.wild else None
+        if self.wild is not None and self.alternate:
+            raise ValueError("the wild recipe trains with --estimator-updates mixed")
         self._buffer: list[tuple[torch.Tensor, torch.Tensor]] = []  # this epoch's augmented pairs
         self._frac = 0.0
         self.weights = GeneratorLossWeights(
@@ -164,13 +185,19 @@ class PoseAugStep:
         out = self.augmentor(batch.pose3d, batch.root, *noise, ops=self.ops)
         pix_ba = project_to_pixels(out.pose_ba + batch.root[:, None], batch.intrinsics)
         pix_rt = project_to_pixels(out.pose_rt, batch.intrinsics)
-        kp_ba = normalize_screen(pix_ba, batch.intrinsics)
-        kp_rt = normalize_screen(pix_rt, batch.intrinsics)
-        if cfg.transfer_2d_error:
-            error = detector_error(batch)
-            kp_ba, kp_rt = kp_ba + error, kp_rt + error
+        if self.wild is not None:  # P sees what a detector would report; D the clean shape
+            kp_ba = self.wild.observe(out.pose_ba + batch.root[:, None], batch.intrinsics)
+            kp_rt = self.wild.observe(out.pose_rt, batch.intrinsics)
+            view_rt = shape_2d(out.pose_rt)
+        else:
+            kp_ba = normalize_screen(pix_ba, batch.intrinsics)
+            kp_rt = normalize_screen(pix_rt, batch.intrinsics)
+            if cfg.transfer_2d_error:
+                error = detector_error(batch)
+                kp_ba, kp_rt = kp_ba + error, kp_rt + error
+            view_rt = kp_rt
         adv3d = lsgan_generator_loss(self.d3d(out.pose_ba))
-        adv2d = lsgan_generator_loss(self.d2d(kp_rt))
+        adv2d = lsgan_generator_loss(self.d2d(view_rt))
         regs = regularizer_terms(batch.pose3d, out)
         feedback = None
         if not warm:
@@ -194,9 +221,12 @@ class PoseAugStep:
         # --- D: discriminators -----------------------------------------------------------
         if step % cfg.d_every == 0:
             fake3d = self.pool3d(out.pose_ba.detach())
-            fake2d = self.pool2d(kp_rt.detach())
+            fake2d = self.pool2d(view_rt.detach())
+            real2d = (
+                batch.kp2d if self.wild is None else shape_2d(batch.pose3d + batch.root[:, None])
+            )
             loss_d3d = lsgan_discriminator_loss(self.d3d(batch.pose3d), self.d3d(fake3d))
-            loss_d2d = lsgan_discriminator_loss(self.d2d(batch.kp2d), self.d2d(fake2d))
+            loss_d2d = lsgan_discriminator_loss(self.d2d(real2d), self.d2d(fake2d))
             self.opt_d.zero_grad(set_to_none=True)
             (loss_d3d + loss_d2d).backward()
             for m in (self.d3d, self.d2d):

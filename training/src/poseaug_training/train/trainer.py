@@ -22,6 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from poseaug_training.data.pairs import PoseSet
+from poseaug_training.data.wild_pairs import WildSource
 from poseaug_training.evaluation.metrics import mpjpe
 from poseaug_training.evaluation.protocols import evaluate
 from poseaug_training.models import build_estimator
@@ -66,7 +67,7 @@ class Trainer:
     """Owns the estimator, its optimizer and the loop; PoseAug plugs in its own step."""
 
     def __init__(
-        self, cfg: TrainConfig, train: PoseSet, val: PoseSet | None, dist: DistInfo
+        self, cfg: TrainConfig, train: PoseSet | WildSource, val: PoseSet | None, dist: DistInfo
     ) -> None:
         self.cfg = cfg
         self.dist = dist
@@ -75,9 +76,18 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.train = train.to(self.device)
         self.val = val
+        if cfg.wild != (cfg.estimator == "vpose_rays"):
+            raise ValueError("the wild recipe and the vpose_rays estimator go together")
         self.estimator = build_estimator(
             cfg.estimator, channels=cfg.channels, blocks=cfg.blocks, dropout=cfg.dropout
         ).to(self.device)
+        if cfg.precision == "bf16":
+            self.estimator.autocast_dtype = torch.bfloat16
+        elif cfg.precision != "fp32":
+            raise ValueError(f"precision must be fp32 or bf16, got {cfg.precision!r}")
+        # Rows of `train` -> a PoseSet batch; the wild recipe draws cameras, detector error and
+        # missing joints here, every step.
+        self.make_batch: Callable[[Any], PoseSet] | None = None
         self.lineage: list[dict[str, Any]] = []
         if cfg.init:
             init = load_checkpoint(cfg.init)
@@ -237,7 +247,10 @@ class Trainer:
                 leave=False,
             )
             for s in bar:
-                logs = step(self.train.select(index[s]), self.epoch, s)
+                batch = self.train.select(index[s])
+                if self.make_batch is not None:
+                    batch = self.make_batch(batch)
+                logs = step(batch, self.epoch, s)
                 self.scheduler.step()
                 self.global_step += 1
                 for k, v in logs.items():
