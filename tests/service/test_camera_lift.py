@@ -255,6 +255,18 @@ def test_format_one_bundles_are_unchanged_beside_camera_aware_ones(
         camera=CAM(fx=50, fy=50, cx=1, cy=1, width=1280, height=720),
     )
     assert np.abs(array(with_camera.pose3d) - expected).max() <= 1e-5
+    # Per-pose cameras' sizes are per-pose image sizes.
+    sizes = [(1280, 720), (640, 480)] * 15
+    per_pose = lift(
+        cam_server,
+        pixels,
+        model=CLASSIC,
+        cameras=[CAM(fx=50, fy=50, cx=1, cy=1, width=w, height=h) for w, h in sizes],
+    )
+    w, h = np.array(sizes).T
+    per_pose_expected = reference(normalize_reference(pixels, w, h))
+    assert np.abs(array(per_pose.pose3d) - per_pose_expected).max() <= 1e-5
+    assert np.abs(per_pose_expected[1] - expected[1]).max() > 1e-3  # the sizes mattered
     # The default model is the format 1 one: requests without a model are served as before.
     default = cam_server.stub.Lift2Dto3D(
         poseaug_pb2.Lift2Dto3DRequest(
