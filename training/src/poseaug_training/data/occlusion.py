@@ -47,9 +47,9 @@ def random_visibility(
     joints = occluded & ~limb & ~side
     # k random joints per pose, without replacement, weighted towards the extremities.
     k = torch.randint(1, MAX_RANDOM_MISSING + 1, (n,), generator=gen)
-    order = torch.multinomial(
-        JOINT_WEIGHTS.expand(n, -1), NUM_JOINTS, replacement=False, generator=gen
-    )
+    # Weighted order without replacement (Efraimidis-Spirakis keys: u ** (1 / w), largest first).
+    keys = torch.rand(n, NUM_JOINTS, generator=gen).log() / JOINT_WEIGHTS
+    order = keys.argsort(1, descending=True)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(NUM_JOINTS).expand(n, -1))
     visible &= ~(joints[:, None] & (rank < k[:, None]))
