@@ -69,6 +69,8 @@ def test_wild_recipe_trains_resumes_exports_and_evaluates(fake_h36m: Path, tmp_p
     assert 0 <= results["unseen_camera"]["pck150"] <= 1
     assert results["occluded4"]["poses"] == results["unseen_camera"]["poses"]
     assert (ev / "unseen_per_joint_error.png").stat().st_size > 1000
+    assert (ev / "unseen_error_by_fov.png").stat().st_size > 1000
+    assert len(results["unseen_camera"]["mpjpe_mm_by_hfov"]) >= 5
 
     bundle = tmp_path / "bundle"
     exported = ["export", "--checkpoint", str(pa / "checkpoint.pt"), "--out", str(bundle)]

@@ -37,12 +37,19 @@ $T wild-eval --data "$DATA" --out "$E" \
   --model wild_poseaug="$R/wild_pa/checkpoint.pt" \
   --model wild_poseaug_no_feedback="$R/wild_pa_nofb/checkpoint.pt"
 
+# The served subset the integration test replays through the server: S9, every 50th frame,
+# the SH detections with the camera given.
+$T wild-eval --data "$DATA" --out "$E/s9stride50" --tests h36m_sh --subjects S9 --stride 50 \
+  --model wild_poseaug="$R/wild_pa/checkpoint.pt" --model wild_baseline="$R/wild_base/checkpoint.pt"
+
 # 4. The bundles (the PoseAug one becomes the server's default).
 $T export --checkpoint "$R/wild_pa/checkpoint.pt" --out models/wild-poseaug-vpose \
   --name wild-poseaug-vpose --version 1.0.0 --default \
   --evaluation "wild=$E/wild_poseaug/evaluation.json" \
+  --evaluation "wild_s9stride50=$E/s9stride50/wild_poseaug/evaluation.json" \
   --description "Camera-aware VPose 1f lifter for real footage: camera rays and missing joints in, trained with PoseAug on virtual cameras, detector error and occlusion (Human3.6M S1,S5,S6,S7,S8)"
 $T export --checkpoint "$R/wild_base/checkpoint.pt" --out models/wild-baseline-vpose \
   --name wild-baseline-vpose --version 1.0.0 \
   --evaluation "wild=$E/wild_baseline/evaluation.json" \
+  --evaluation "wild_s9stride50=$E/s9stride50/wild_baseline/evaluation.json" \
   --description "Twin of wild-poseaug-vpose without the augmentor (same recipe and steps), so PoseAug's share stays measurable"

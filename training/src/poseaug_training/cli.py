@@ -185,6 +185,7 @@ def cmd_wild_eval(args: argparse.Namespace) -> int:
         Path(args.data),
         Path(args.out),
         tests=args.tests,
+        subjects=tuple(args.subjects),
         unseen_stride=args.unseen_stride,
         stride=args.stride,
         seed=args.seed,
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_subset_of("h36m_sh", "h36m_gt", "unseen"),
         default=["h36m_sh", "h36m_gt", "unseen"],
     )
+    we.add_argument("--subjects", type=_subjects, default=["S9", "S11"])
     we.add_argument("--stride", type=int, default=1, help="frame stride of the h36m tests")
     we.add_argument("--unseen-stride", type=int, default=5, help="frame stride, unseen cameras")
     we.add_argument("--seed", type=int, default=0)

@@ -191,7 +191,7 @@ def wild_evaluate_run(
     <out>/comparison.md and <out>/unseen_per_joint_error.png."""
     from poseaug_training.data.detector_noise import fit_to_h36m
     from poseaug_training.evaluation import wild_tests as wt
-    from poseaug_training.evaluation.plots import plot_per_joint_error
+    from poseaug_training.evaluation.plots import plot_error_by_fov, plot_per_joint_error
     from poseaug_training.evaluation.report import write_json
 
     data = load_h36m(data_dir, subjects=list(subjects) + list(train_subjects), with_detections=True)
@@ -237,6 +237,17 @@ def wild_evaluate_run(
     if per_joint:
         plot_per_joint_error(
             per_joint, Path(out) / "unseen_per_joint_error.png", "error per joint, unseen cameras"
+        )
+        curves = {
+            f"{m} ({'no camera' if t.endswith('no_camera') else 'camera given'})": r[t][
+                "mpjpe_mm_by_hfov"
+            ]
+            for m, r in everything.items()
+            for t in ("unseen_camera", "unseen_no_camera")
+            if t in r
+        }
+        plot_error_by_fov(
+            curves, Path(out) / "unseen_error_by_fov.png", "unseen cameras: error by field of view"
         )
     return everything
 

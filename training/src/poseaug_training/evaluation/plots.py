@@ -88,3 +88,31 @@ def plot_augmented_pairs(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_error_by_fov(curves: dict[str, dict[str, float]], path: Path, title: str) -> None:
+    """MPJPE per horizontal field-of-view bin, one line per model (and camera given or not)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, bins in curves.items():
+        centres = [sum(float(v) for v in k.split("-")) / 2 for k in bins]
+        ax.plot(
+            centres,
+            list(bins.values()),
+            marker="o",
+            label=label,
+            linestyle="--" if "no camera" in label else "-",
+        )
+    ax.set_xlabel("horizontal field of view (degrees)")
+    ax.set_ylabel("MPJPE (mm)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

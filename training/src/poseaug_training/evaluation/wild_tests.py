@@ -153,7 +153,18 @@ def score(pred: np.ndarray, test: LiftTest) -> dict:
                 "pa_mpjpe": float(p2[mask].mean() * 1000),
             }
     pose_mm = p1.numpy() * 1000
+    extra = {}
+    hfov = np.degrees(2 * np.arctan(test.intrinsics[:, 9] / 2 / test.intrinsics[:, 0]))
+    if np.ptp(hfov) > 5:  # cameras that differ: the error by field of view
+        edges = np.arange(20, 111, 10)
+        which = np.digitize(hfov, edges)
+        extra["mpjpe_mm_by_hfov"] = {
+            f"{edges[b - 1]}-{edges[b]}": float(pose_mm[which == b].mean())
+            for b in range(1, len(edges))
+            if (which == b).any()
+        }
     return {
+        **extra,
         "mpjpe_mm": sum(v["mpjpe"] for v in per_action.values()) / len(per_action),
         "pa_mpjpe_mm": sum(v["pa_mpjpe"] for v in per_action.values()) / len(per_action),
         "pck150": float((joint < PCK_THRESHOLD_M).float().mean()),
