@@ -63,7 +63,7 @@ USER 10001:10001
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["poseaug", "health", "--server", "127.0.0.1:50052", "--timeout", "3", "--attempts", "1"]
 ENTRYPOINT ["poseaug-serve"]
-CMD ["--models", "/opt/poseaug/models", "--host", "0.0.0.0", "--port", "50051", "--health-port", "50052", "--metrics-port", "9464", "--reload-interval-s", "30"]
+CMD ["--models", "/opt/poseaug/models", "--host", "0.0.0.0", "--port", "50051", "--health-port", "50052", "--metrics-port", "9464", "--metrics-host", "0.0.0.0", "--reload-interval-s", "30"]
 
 FROM runtime AS cpu
 COPY --from=build-cpu /opt/venv /opt/venv

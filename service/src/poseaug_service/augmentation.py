@@ -26,6 +26,7 @@ from poseaug_service.errors import (
     ResourceExhaustedError,
 )
 from poseaug_service.lifting import check_request_id, resolve_model
+from poseaug_service.limits import MAX_OPS
 from poseaug_service.noise import OP_BA, OP_BL, OP_RT, standard_normal
 from poseaug_service.runtime import AUGMENTOR_OUTPUTS, LoadedModel, ModelRepository
 from poseaug_service.tensors import to_array, to_tensor
@@ -115,6 +116,10 @@ class AugmentJob:
 
 
 def _ops(values, prefix: str) -> np.ndarray:
+    if len(values) > MAX_OPS:  # before walking them (prescan.py refuses most such bytes)
+        raise InvalidArgumentError(
+            f"{prefix}ops", f"at most {MAX_OPS} entries (one per operation), got {len(values)}"
+        )
     ops = np.zeros(3, dtype=np.float32)
     if not values:
         ops[:] = 1.0

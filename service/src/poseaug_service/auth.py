@@ -1,11 +1,12 @@
-"""Bearer-token authentication: a server interceptor in front of every RPC.
+"""Bearer tokens: which ones are accepted, and the one a call presents.
 
 Callers send `authorization: Bearer <token>` metadata (the poseaug client's `--token`). The
-interceptor answers UNAUTHENTICATED before the handler runs, and before the request is even
-parsed, so an unauthenticated caller costs no model work and reaches no request parser.
+admission interceptor (admission.py) checks it before anything else, and answers
+UNAUTHENTICATED without reading the request, so an unauthenticated caller costs no slot, no
+request buffer, no model work and reaches no request parser.
 
-Exempt: grpc.health.v1 only, because load balancers, kubelet gRPC probes and Docker
-HEALTHCHECK cannot send tokens and health reveals nothing but SERVING/NOT_SERVING.
+Exempt (limits.py, `needs_token`): grpc.health.v1 only, because load balancers, kubelet gRPC
+probes and Docker HEALTHCHECK cannot send tokens and health reveals nothing but SERVING/NOT_SERVING.
 Server reflection is *not* exempt: it describes the whole API surface, and grpcurl can send the
 header (`grpcurl -H 'authorization: Bearer ...'`), so it costs an operator nothing.
 
@@ -22,17 +23,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import grpc
-
 from poseaug_service.config import TOKEN_ENV
-from poseaug_service.wire import refusing_handler
 
 log = logging.getLogger(__name__)
 
-EXEMPT_PREFIXES = ("/grpc.health.v1.Health/",)
 _RECHECK_S = 1.0
 
 
@@ -127,33 +123,3 @@ def bearer_token(metadata) -> str | None:
             if scheme.lower() == "bearer":
                 return token.strip()
     return None
-
-
-class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
-    """UNAUTHENTICATED for every call without an accepted token, except EXEMPT_PREFIXES."""
-
-    def __init__(
-        self, store: TokenStore, on_reject: Callable[[str, str], None] = lambda m, r: None
-    ) -> None:
-        self._store = store
-        self._on_reject = on_reject
-
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method.startswith(EXEMPT_PREFIXES):
-            return await continuation(handler_call_details)
-        token = bearer_token(handler_call_details.invocation_metadata)
-        if self._store.accepts(token):
-            return await continuation(handler_call_details)
-        handler = await continuation(handler_call_details)
-        if handler is None:  # unknown method: let gRPC answer UNIMPLEMENTED
-            return None
-        reason = "missing" if token is None else "invalid"
-        self._on_reject(method, reason)
-        return refusing_handler(
-            handler,
-            grpc.StatusCode.UNAUTHENTICATED,
-            "missing bearer token: send metadata 'authorization: Bearer <token>'"
-            if token is None
-            else "invalid bearer token",
-        )

@@ -1,8 +1,9 @@
 """Model bundles on disk: find them, read manifest.json, and check every file's sha256.
 
 The manifest is the whole training/service interface (see models/README.md); a bundle whose
-bytes do not match it, or whose format_version or lifter normalization is unknown, is refused
-rather than served.
+manifest breaks the schema (manifest_schema.py), whose bytes do not match it, whose files are
+not plain files inside its folder (a symlink out of it, a device), or whose lifter
+normalization is unknown, is refused rather than served.
 The verified bytes are kept (`Bundle.blobs`) and the ONNX Runtime sessions are built from
 them, so a file replaced between the hash check and the session load can never be served.
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_FORMAT_VERSIONS = (1, 2)
+from poseaug_service.manifest_schema import ManifestError, check_manifest
+
 # lifter.normalization values: what the lifter is fed, and the channels of its input.
 SCREEN = "videopose3d_screen"  # format 1: keypoints normalized by the image size
 CAMERA_RAYS = "camera_rays"  # format 2: undistorted camera rays and visibility
@@ -27,6 +30,7 @@ INPUT_CHANNELS: dict[str, tuple[str, ...]] = {
 # The normalizations each manifest format_version may declare.
 NORMALIZATIONS: dict[int, tuple[str, ...]] = {1: (SCREEN,), 2: (CAMERA_RAYS,)}
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 4 << 20  # the shipped manifests, evaluation tables and all, hold 45 KB
 _HASH_BLOCK = 1 << 20
 
 
@@ -148,41 +152,42 @@ def _check_lifter_input(lifter: dict[str, Any], version: int, name: str) -> None
     )
 
 
+def _inside(folder: Path, name: str, bundle: str) -> Path:
+    """`folder/name` if it is a regular file inside the bundle folder (a symlink may point
+    within the folder, never out of it)."""
+    file_path = folder / name
+    real = Path(os.path.realpath(file_path))
+    _require(
+        real.is_relative_to(os.path.realpath(folder)),
+        bundle,
+        f"file {name} leads outside the bundle folder (to {real})",
+    )
+    _require(real.is_file(), bundle, f"file {name} is missing or not a regular file")
+    return real
+
+
 def load_bundle(path: Path) -> Bundle:
     """Parse and verify one bundle folder; raises BundleError naming the problem."""
     name = path.name
-    text = (path / MANIFEST).read_text(encoding="utf-8")
+    manifest_path = _inside(path, MANIFEST, name)
+    size = manifest_path.stat().st_size
+    _require(
+        size <= MAX_MANIFEST_BYTES,
+        name,
+        f"manifest.json is {size} bytes, over the {MAX_MANIFEST_BYTES} this server reads",
+    )
+    text = manifest_path.read_text(encoding="utf-8")
     try:
-        manifest = json.loads(text)
+        manifest = check_manifest(json.loads(text))
     except json.JSONDecodeError as exc:
         raise BundleError(f"bundle {name!r}: manifest.json is not valid JSON ({exc})") from exc
-    _require(isinstance(manifest, dict), name, "manifest.json must hold a JSON object")
-    version = manifest.get("format_version")
-    _require(
-        version in SUPPORTED_FORMAT_VERSIONS,
-        name,
-        f"unknown manifest format_version {version!r} (this server reads "
-        f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
-    )
-    lifter = manifest.get("lifter")
-    _require(isinstance(lifter, dict), name, "manifest has no 'lifter' object")
+    except ManifestError as exc:
+        raise BundleError(f"bundle {name!r}: {exc}") from None
+    version = manifest["format_version"]
+    lifter = manifest["lifter"]
     _check_lifter_input(lifter, version, name)
     augmentor = manifest.get("augmentor")
-    _require(
-        augmentor is None or isinstance(augmentor, dict),
-        name,
-        "'augmentor' must be an object or null",
-    )
-    if augmentor is not None:
-        dims = augmentor.get("noise_dims")
-        _require(
-            isinstance(dims, dict)
-            and all(isinstance(dims.get(k), int) and dims[k] >= 1 for k in ("ba", "bl", "rt")),
-            name,
-            "augmentor.noise_dims must give positive integers ba, bl and rt",
-        )
-    files = manifest.get("files")
-    _require(isinstance(files, dict) and files, name, "manifest has no 'files' table")
+    files = manifest["files"]
     needed = {lifter.get("file", "lifter.onnx")}
     if augmentor is not None:
         needed.add(augmentor.get("file", "augmentor.onnx"))
@@ -190,15 +195,8 @@ def load_bundle(path: Path) -> Bundle:
     _require(not missing, name, f"'files' lacks an entry (sha256) for {sorted(missing)}")
     blobs = {}
     for file_name, entry in files.items():
-        _require(
-            isinstance(file_name, str) and Path(file_name).name == file_name and file_name != "..",
-            name,
-            f"files[{file_name!r}]: a bundle file is named without folders",
-        )
-        file_path = path / file_name
-        _require(file_path.is_file(), name, f"file {file_name} is missing")
-        expected = entry.get("sha256") if isinstance(entry, dict) else None
-        _require(isinstance(expected, str), name, f"files[{file_name!r}] has no sha256")
+        file_path = _inside(path, file_name, name)
+        expected = entry["sha256"]
         if file_name in needed:
             data = file_path.read_bytes()
             actual = hashlib.sha256(data).hexdigest()

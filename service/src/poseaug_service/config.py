@@ -7,8 +7,12 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from poseaug_service.limits import PARSE_COST
+
 DEFAULT_MAX_POSES_PER_REQUEST = 1_048_576
 DEFAULT_MAX_MESSAGE_MB = 256
+DEFAULT_MAX_INFLIGHT_MB = 1024
+DEFAULT_REQUEST_ARRIVAL_S = 10.0
 TOKEN_ENV = "POSEAUG_TOKEN"
 
 
@@ -20,6 +24,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     default_model: str = ""
     providers: str = "auto"
     intra_op_threads: int = 0
@@ -29,6 +34,9 @@ class ServerConfig:
     event_loop: str = "auto"
     grpc_workers: int = 8
     max_concurrent_rpcs: int = 1024
+    max_rpcs_per_peer: int = 0
+    max_inflight_mb: int = DEFAULT_MAX_INFLIGHT_MB
+    request_arrival_s: float = DEFAULT_REQUEST_ARRIVAL_S
     batch_workers: int = 1
     max_batch: int = 1024
     max_queue_delay_us: int = 2000
@@ -53,6 +61,10 @@ class ServerConfig:
     def max_message_bytes(self) -> int:
         return self.max_message_mb * 1024 * 1024
 
+    @property
+    def max_inflight_bytes(self) -> int:
+        return self.max_inflight_mb * 1024 * 1024
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -63,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (gRPC and metrics)")
     p.add_argument("--port", type=int, default=50051, help="gRPC port (0 picks a free one)")
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus HTTP port; 0 disables")
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of /metrics (no authentication): loopback unless set, whatever --host is",
+    )
     p.add_argument("--default-model", default="", help="overrides the manifest's default flag")
     p.add_argument(
         "--providers",
@@ -103,7 +120,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrent-rpcs",
         type=int,
         default=1024,
-        help="RPCs admitted at once; gRPC answers RESOURCE_EXHAUSTED beyond it",
+        help="PoseAugService and reflection calls admitted at once (health has its own "
+        "slots); RESOURCE_EXHAUSTED beyond it",
+    )
+    p.add_argument(
+        "--max-rpcs-per-peer",
+        type=int,
+        default=0,
+        help="of those, the most one peer address may hold; 0 = no per-peer bound (behind a "
+        "proxy every call comes from one address)",
+    )
+    p.add_argument(
+        "--max-inflight-mb",
+        type=int,
+        default=DEFAULT_MAX_INFLIGHT_MB,
+        help="server-wide budget for request messages being handled, MiB, counting each "
+        "request as PARSE_COST times its size; RESOURCE_EXHAUSTED before parsing beyond it",
+    )
+    p.add_argument(
+        "--request-arrival-s",
+        type=float,
+        default=DEFAULT_REQUEST_ARRIVAL_S,
+        help="a call whose request message has not fully arrived this long after the call "
+        "began is cut (DEADLINE_EXCEEDED)",
     )
     p.add_argument("--batch-workers", type=int, default=1, help="threads running ORT sessions")
     p.add_argument(
@@ -190,6 +229,7 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         "--max-poses-per-request": a.max_poses_per_request,
         "--max-message-mb": a.max_message_mb,
         "--max-concurrent-rpcs": a.max_concurrent_rpcs,
+        "--max-inflight-mb": a.max_inflight_mb,
     }
     for flag, value in positive.items():
         if value < 1:
@@ -205,6 +245,7 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         "--health-port": a.health_port,
         "--reload-interval-s": a.reload_interval_s,
         "--max-connection-age-s": a.max_connection_age_s,
+        "--max-rpcs-per-peer": a.max_rpcs_per_peer,
     }
     for flag, value in non_negative.items():
         if value < 0:
@@ -213,6 +254,14 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--tls-cert and --tls-key go together")
     if a.tls_client_ca is not None and a.tls_cert is None:
         parser.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+    if not a.request_arrival_s > 0:
+        parser.error(f"--request-arrival-s must be > 0, got {a.request_arrival_s}")
+    if a.max_inflight_mb < PARSE_COST * a.max_message_mb:
+        parser.error(
+            f"--max-inflight-mb must be >= {PARSE_COST} x --max-message-mb "
+            f"({PARSE_COST * a.max_message_mb}) so that one largest request fits, "
+            f"got {a.max_inflight_mb}"
+        )
     if a.health_port and a.health_port == a.port:
         parser.error("--health-port must differ from --port")
     return ServerConfig(
@@ -220,6 +269,7 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         host=a.host,
         port=a.port,
         metrics_port=a.metrics_port,
+        metrics_host=a.metrics_host,
         default_model=a.default_model,
         providers=a.providers,
         intra_op_threads=a.intra_op_threads,
@@ -229,6 +279,9 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         event_loop=a.event_loop,
         grpc_workers=a.grpc_workers,
         max_concurrent_rpcs=a.max_concurrent_rpcs,
+        max_rpcs_per_peer=a.max_rpcs_per_peer,
+        max_inflight_mb=a.max_inflight_mb,
+        request_arrival_s=a.request_arrival_s,
         batch_workers=a.batch_workers,
         max_batch=a.max_batch,
         max_queue_delay_us=a.max_queue_delay_us,

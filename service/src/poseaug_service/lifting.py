@@ -31,6 +31,7 @@ from poseaug_service.keypoint_formats import (
     lowest_source_scores,
     to_h36m,
 )
+from poseaug_service.limits import echo
 from poseaug_service.normalization import normalize_screen
 from poseaug_service.runtime import LoadedModel, ModelRepository, RepositoryState
 from poseaug_service.tensors import to_array, to_tensor
@@ -62,9 +63,9 @@ def resolve_model(
 ) -> LoadedModel:
     model = repo.get(name)
     if model is None:
-        raise InvalidArgumentError(
-            f"{prefix}model", f"unknown model {name!r}; loaded: {', '.join(sorted(repo.models))}"
-        )
+        loaded = ", ".join(sorted(repo.models))
+        message = f"unknown model {echo(name)}; loaded: {loaded}"
+        raise InvalidArgumentError(f"{prefix}model", message)
     return model
 
 

@@ -4,8 +4,12 @@ Served names (all prefixed `poseaug_`): requests_total and errors_total by metho
 code, request_latency_seconds by method, batch_size (poses per ORT run), queue_delay_seconds,
 poses_total by method (rate() gives poses/s), inflight_requests by method, queue_depth,
 auth_failures_total by method and reason (refused before the handler: not in requests_total),
-reloads_total by result, and model_info (1 per served bundle, labelled with its version, so a
-rollout of a new bundle version is visible per replica).
+reloads_total by result, model_info (1 per served bundle, labelled with its version, so a
+rollout of a new bundle version is visible per replica), refused_bundles (1 per bundle folder
+the server refuses, labelled with the reason), admission_refusals_total by method and reason
+(slots, peer_slots, budget, too_large, arrival: refused before the handler), inflight_bytes
+(the byte budget in use) and event_loop_lag_seconds (how late the event loop runs: a gauge of
+the last sample, the largest since start, and a histogram).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _DELAY_BUCKETS = (1e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1, 5)
 
 
@@ -38,6 +43,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._calls: dict[str, CallMetrics] = {}
+        self._lag_max = 0.0
         r = self.registry
         self.requests = Counter(
             "poseaug_requests",
@@ -93,6 +99,40 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.admission_refusals = Counter(
+            "poseaug_admission_refusals",
+            "Calls refused before their handler ran, by method and reason (slots, peer_slots, "
+            "budget, too_large, arrival)",
+            ["method", "reason"],
+            registry=r,
+        )
+        self.inflight_bytes = Gauge(
+            "poseaug_inflight_bytes",
+            "Request bytes reserved from --max-inflight-mb (PARSE_COST x message size)",
+            registry=r,
+        )
+        self.loop_lag = Gauge(
+            "poseaug_event_loop_lag_seconds",
+            "How late the event loop ran its last timer sample (a frozen loop delays every call)",
+            registry=r,
+        )
+        self.loop_lag_max = Gauge(
+            "poseaug_event_loop_lag_max_seconds",
+            "The largest event loop lag sampled since the server started",
+            registry=r,
+        )
+        self.loop_lag_histogram = Histogram(
+            "poseaug_event_loop_lag_samples_seconds",
+            "How late the event loop ran its timer samples (one every 0.1 s)",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.refused_bundles = Gauge(
+            "poseaug_refused_bundles",
+            "1 for every bundle folder refused at load or reload, labelled with the reason",
+            ["model", "reason"],
+            registry=r,
+        )
         self.model_info = Gauge(
             "poseaug_model_info",
             "1 for every served model bundle, labelled with its version",
@@ -118,6 +158,19 @@ class Metrics:
         self.model_info.clear()
         for name, version in versions.items():
             self.model_info.labels(model=name, version=version).set(1)
+
+    def set_refused(self, refused: dict[str, str]) -> None:
+        """Publish the refused bundle folders and why (reasons cut to 200 characters)."""
+        self.refused_bundles.clear()
+        for name, reason in refused.items():
+            self.refused_bundles.labels(model=name, reason=reason[:200]).set(1)
+
+    def record_loop_lag(self, seconds: float) -> None:
+        self.loop_lag.set(seconds)
+        if seconds > self._lag_max:
+            self._lag_max = seconds
+            self.loop_lag_max.set(seconds)
+        self.loop_lag_histogram.observe(seconds)
 
     def batch_stats(self, model: str) -> BatchStats:
         batch = self.batch_size.labels(model=model, kind="lift")

@@ -146,6 +146,25 @@ def _check_lifter_channels(session: ort.InferenceSession, bundle: Bundle) -> Non
         )
 
 
+def _check_noise_dims(session: ort.InferenceSession, bundle: Bundle) -> tuple[int, int, int]:
+    """The manifest's augmentor.noise_dims, checked against the graph's noise inputs: each is
+    [N, D] and a fixed D must equal the manifest's (the schema bounds a symbolic one)."""
+    declared = bundle.augmentor["noise_dims"]
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    dims = []
+    for op in ("ba", "bl", "rt"):
+        want = int(declared[op])
+        shape = shapes[f"noise_{op}"]
+        graph = shape[-1] if shape else None
+        if len(shape or ()) != 2 or (isinstance(graph, int) and graph != want):
+            raise BundleError(
+                f"{bundle.augmentor_file}: input noise_{op} has shape {shape}, but "
+                f"augmentor.noise_dims.{op} is {want} (expected [N, {want}])"
+            )
+        dims.append(want)
+    return dims[0], dims[1], dims[2]
+
+
 @dataclass(eq=False)
 class LoadedModel:
     """One servable bundle version: its manifest and open sessions.
@@ -220,8 +239,7 @@ def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
         aug_source = blobs.get(bundle.augmentor_name or "", aug_file)
         augmentor = open_session(aug_source, config, providers, str(aug_file))
         _check_io(augmentor, aug_file, AUGMENTOR_INPUTS, AUGMENTOR_OUTPUTS)
-        nd = bundle.augmentor["noise_dims"]
-        dims = (int(nd["ba"]), int(nd["bl"]), int(nd["rt"]))
+        dims = _check_noise_dims(augmentor, bundle)
     # The sessions own their copies; drop the bytes so each version holds its weights once.
     lean = replace(bundle, blobs={})
     return LoadedModel(

@@ -17,20 +17,25 @@ import ipaddress
 import logging
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
-from poseaug_service.auth import BearerTokenInterceptor, token_store
+from poseaug_service.admission import Admission, ByteBudget, TokenInterceptor, grpc_call_limit
+from poseaug_service.auth import token_store
 from poseaug_service.config import ServerConfig
+from poseaug_service.limits import SMALL_MESSAGE_BYTES, MethodLimits, method_limits
+from poseaug_service.loop_lag import LoopLagMonitor
 from poseaug_service.metrics import Metrics
 from poseaug_service.reload import ModelReloader
 from poseaug_service.runtime import ModelRepository, ReloadReport
 from poseaug_service.servicer import PoseAugServicer
 from poseaug_service.tls import server_credentials
-from poseaug_service.wire import add_servicer_safely
+from poseaug_service.wire import RequestReader, add_servicer_safely
 
 log = logging.getLogger(__name__)
 
@@ -73,31 +78,51 @@ class PoseAugServer:
         self.repo = repo
         self.metrics = Metrics()
         self.metrics.set_models({n: m.version for n, m in repo.models.items()})
+        self.metrics.set_refused(dict(repo.refused))
         self.servicer = PoseAugServicer(config, repo, self.metrics)
-        # The token check is the one interceptor (only with tokens): an unauthenticated
-        # request is not even parsed.
-        interceptors: list[grpc.aio.ServerInterceptor] = []
+        # Admission (admission.py): with tokens, the token from the metadata before any
+        # request byte is read; then (wire.py) a slot of the method's pool, each message read
+        # in time, within its size and the byte budget, big ones parsed off the event loop.
         tokens = token_store(config.token_file)
+        refusals = self.metrics.admission_refusals
+
+        def refused(method: str, reason: str) -> None:
+            refusals.labels(method, reason).inc()
+
+        def limits(method: str) -> MethodLimits:
+            return method_limits(method, config.max_message_bytes, config.request_arrival_s)
+
+        self.budget = ByteBudget(config.max_inflight_bytes)
+        self.metrics.inflight_bytes.set_function(lambda: self.budget.used)
+        # Protobuf parsing holds the GIL, so one thread parses as fast as several, and keeps
+        # its allocations in one malloc arena (several made RSS creep under storms).
+        self.parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poseaug-parse")
+        self._reader = partial(RequestReader, executor=self.parser, limits=limits)
+        reader = self._reader(Admission(config, self.budget, refused))
+        interceptors: list[grpc.aio.ServerInterceptor] = []
         if tokens is not None:
             failures = self.metrics.auth_failures
             interceptors.append(
-                BearerTokenInterceptor(tokens, lambda m, r: failures.labels(m, r).inc())
+                TokenInterceptor(config, tokens, lambda m, r: failures.labels(m, r).inc())
             )
         self.grpc_server = grpc.aio.server(
             options=_server_options(config),
-            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+            maximum_concurrent_rpcs=grpc_call_limit(config),
             interceptors=interceptors or None,
         )
-        add_servicer_safely(
-            poseaug_pb2_grpc.add_PoseAugServiceServicer_to_server, self.servicer, self.grpc_server
-        )
         self.health = health.aio.HealthServicer()
-        add_servicer_safely(
-            health_pb2_grpc.add_HealthServicer_to_server, self.health, self.grpc_server
+        services = (
+            (poseaug_pb2_grpc.add_PoseAugServiceServicer_to_server, self.servicer),
+            (health_pb2_grpc.add_HealthServicer_to_server, self.health),
+            (
+                reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+                reflection.aio.ReflectionServicer(
+                    (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+                ),
+            ),
         )
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc_server
-        )
+        for add_to_server, servicer in services:
+            add_servicer_safely(add_to_server, servicer, self.grpc_server, reader)
         address = f"{config.host}:{config.port}"
         credentials = server_credentials(config)
         if credentials is None:
@@ -106,17 +131,31 @@ class PoseAugServer:
             self.port = self.grpc_server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"cannot bind {address}")
-        self.health_server, self.health_port = self._health_only_server()
+        self.health_server, self.health_port = self._health_only_server(refused)
         self.reloader = ModelReloader(repo, config.reload_interval_s, self._reloaded)
+        self.loop_lag = LoopLagMonitor(self.metrics.record_loop_lag)
         self._describe_security(tokens is not None, credentials is not None)
         self._stopped = False
 
-    def _health_only_server(self) -> tuple[grpc.aio.Server | None, int]:
-        """A plaintext grpc.health.v1-only port for probes that cannot speak TLS or tokens."""
+    def _health_only_server(
+        self, refused: Callable[[str, str], None]
+    ) -> tuple[grpc.aio.Server | None, int]:
+        """A plaintext grpc.health.v1-only port for probes that cannot speak TLS or tokens,
+        with health pools of its own (callers there cannot take the main port's)."""
         if not self.config.health_port:
             return None, 0
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        # Probes send a few bytes: gRPC itself refuses anything bigger on this port.
+        options = [
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", SMALL_MESSAGE_BYTES),
+        ]
+        server = grpc.aio.server(
+            options=options, maximum_concurrent_rpcs=grpc_call_limit(self.config)
+        )
+        reader = self._reader(Admission(self.config, self.budget, refused))
+        add_servicer_safely(
+            health_pb2_grpc.add_HealthServicer_to_server, self.health, server, reader
+        )
         address = f"{self.config.host}:{self.config.health_port}"
         port = server.add_insecure_port(address)
         if port == 0:
@@ -155,10 +194,12 @@ class PoseAugServer:
             if model is not None:
                 log.info("now serving %s version %s", name, model.version or "?")
         self.metrics.set_models({n: m.version for n, m in self.repo.models.items()})
+        self.metrics.set_refused(dict(self.repo.refused))
 
     async def start(self) -> None:
         if self.config.metrics_port:
-            self.metrics.serve(self.config.host, self.config.metrics_port)
+            self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+        self.loop_lag.start()
         await self.grpc_server.start()
         if self.health_server is not None:
             await self.health_server.start()
@@ -193,6 +234,8 @@ class PoseAugServer:
         if self.health_server is not None:
             await self.health_server.stop(0)
         await asyncio.to_thread(self.servicer.close)
+        self.parser.shutdown(wait=False)
+        await self.loop_lag.stop()
         log.info("stopped")
 
 

@@ -44,6 +44,7 @@ from poseaug_service.errors import (
 )
 from poseaug_service.keypoint_formats import H36M_JOINT_NAMES, H36M_PARENTS, INPUT_FORMATS
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
+from poseaug_service.limits import INLINE_PARSE_BYTES
 from poseaug_service.loop_waker import LoopWaker
 from poseaug_service.metrics import Metrics
 from poseaug_service.runtime import LoadedModel, ModelRepository
@@ -55,9 +56,6 @@ log = logging.getLogger(__name__)
 STREAM_WINDOW = 8
 # Rows per augmentor run.
 AUGMENT_SUB_CHUNK = 8192
-# Requests up to this many payload bytes (about 480 poses of keypoints) are parsed and answered
-# on the event loop; larger ones in the worker pool, so a bulk call never stalls small ones.
-INLINE_BYTES = 64 * 1024
 _NO_DEADLINE = 1e7
 
 
@@ -224,7 +222,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
 
     async def _blocking(self, size: int, fn: Callable, *args):
         """fn(*args) inline when the payload is small, else in the worker pool."""
-        if size <= INLINE_BYTES:
+        if size <= INLINE_PARSE_BYTES:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
@@ -423,13 +421,9 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
 
     # --- model info ------------------------------------------------------------------------
     def _info(self, model: LoadedModel, default_name: str) -> poseaug_pb2.ModelInfo:
+        """ModelInfo from a manifest that manifest_schema.py has checked (types and sizes)."""
         manifest = model.bundle.manifest
         joints = manifest.get("joints") or {}
-        metrics = {
-            k: float(v)
-            for k, v in (manifest.get("metrics") or {}).items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
         return poseaug_pb2.ModelInfo(
             name=model.name,
             version=model.version,
@@ -439,7 +433,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             input_formats=INPUT_FORMATS,
             providers=model.providers,
             has_augmentor=model.augmentor is not None,
-            metrics=metrics,
+            metrics={k: float(v) for k, v in (manifest.get("metrics") or {}).items()},
             manifest_json=model.bundle.manifest_text or json.dumps(manifest),
             lifter_input=model.lifter_input,
         )
@@ -450,6 +444,10 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         return poseaug_pb2.ListModelsResponse(
             models=[self._info(m, state.default_name) for m in state.models.values()],
             default_model=state.default_name,
+            refused=[
+                poseaug_pb2.RefusedBundle(name=name, reason=reason)
+                for name, reason in sorted(state.refused.items())
+            ],
         )
 
     @_instrumented("GetModelInfo")

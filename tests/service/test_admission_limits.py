@@ -1,0 +1,162 @@
+"""Per-method limits of the admission layer (issue 12): message sizes per method, the byte
+budget, bounded `ops`, short echoes of unknown names, /metrics on loopback, the loop-lag
+metric."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2
+
+from poseaug.v1 import poseaug_pb2
+from poseaug_service.admission import Admission, ByteBudget
+from poseaug_service.config import parse_config
+from poseaug_service.limits import PARSE_COST, SMALL_MESSAGE_BYTES, MethodLimits
+from poseaug_service.wire import RequestReader
+from tests.support.metrics import scrape
+from tests.support.protos import lift_request, tensor
+
+LIFT = "/poseaug.v1.PoseAugService/Lift2Dto3D"
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _unknown_field(size: int) -> bytes:
+    """A message holding one unknown length-delimited field (field 15) of `size` bytes."""
+    head = bytearray(b"\x7a")
+    n = size
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        head.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(head) + bytes(size)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/grpc.health.v1.Health/Check",
+        "/poseaug.v1.PoseAugService/ListModels",
+        "/poseaug.v1.PoseAugService/GetModelInfo",
+    ],
+)
+def test_small_methods_refuse_big_messages_unparsed(server, method: str) -> None:
+    call = server.channel.unary_unary(method, _identity, _identity)
+    call(_unknown_field(16), timeout=10)  # small unknown fields are fine
+    with pytest.raises(grpc.RpcError) as error:
+        call(_unknown_field(SMALL_MESSAGE_BYTES + 1), timeout=10)
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "over this method's limit" in error.value.details()
+
+
+def test_unknown_model_name_is_echoed_short(server) -> None:
+    kp = np.zeros((1, 17, 2), np.float32)
+    with pytest.raises(grpc.RpcError) as error:
+        server.stub.Lift2Dto3D(lift_request(kp, model="m" * 1_000_000), timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith("model: unknown model 'mmm")
+    assert "(1000000 characters)" in error.value.details()
+    assert len(error.value.details()) < 300
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_more_than_three_ops_are_refused(server, stream: bool) -> None:
+    ops = [poseaug_pb2.AUGMENT_OP_BA] * 4
+    request = poseaug_pb2.AugmentRequest(poses3d=tensor(np.zeros((1, 17, 3))), ops=ops)
+    with pytest.raises(grpc.RpcError) as error:
+        if stream:
+            list(server.stub.StreamAugment(poseaug_pb2.StreamAugmentRequest(request=request)))
+        else:
+            server.stub.Augment(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ops: at most 3 entries" in error.value.details()
+
+
+def test_loop_lag_is_published(server) -> None:
+    text = scrape(server.metrics_url)
+    for name in (
+        "poseaug_event_loop_lag_seconds",
+        "poseaug_event_loop_lag_max_seconds",
+        "poseaug_event_loop_lag_samples_seconds_count",
+        "poseaug_inflight_bytes",
+    ):
+        assert f"\n{name} " in text, name
+
+
+def test_metrics_stay_on_loopback_unless_asked() -> None:
+    assert parse_config(["--host", "0.0.0.0"]).metrics_host == "127.0.0.1"
+    assert parse_config(["--metrics-host", "0.0.0.0"]).metrics_host == "0.0.0.0"
+
+
+def test_budget_must_hold_one_largest_request() -> None:
+    with pytest.raises(SystemExit):
+        parse_config(["--max-message-mb", "512"])
+    config = parse_config(["--max-message-mb", "512", "--max-inflight-mb", str(512 * PARSE_COST)])
+    assert config.max_inflight_bytes == 512 * PARSE_COST * 2**20
+
+
+class _AbortedError(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+
+
+class _Context:
+    """The parts of grpc.aio.ServicerContext the request reader uses."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:5000"
+
+    async def read(self):
+        raw, self._raw = self._raw, grpc.aio.EOF
+        return raw
+
+    async def abort(self, code, details):
+        raise _AbortedError(code, details)
+
+
+def test_byte_budget_refuses_before_parsing() -> None:
+    parsed = []
+    budget = ByteBudget(limit=PARSE_COST * 1000)
+    limits = MethodLimits("service", max_message_bytes=2000, arrival_s=1, needs_token=True)
+    admission = Admission(parse_config([]), budget)
+    reader = RequestReader(admission, ThreadPoolExecutor(1), lambda m: limits)
+
+    async def behavior(request, context):
+        parsed.append(request)
+        assert budget.used == PARSE_COST * len(request)
+        return b"ok"
+
+    handler = grpc.unary_unary_rpc_method_handler(behavior, request_deserializer=bytes)
+    run = reader.handler(LIFT, handler).stream_unary
+
+    async def call(raw: bytes):
+        try:
+            return await run(None, _Context(raw))
+        except _AbortedError as exc:
+            return exc.code
+
+    assert asyncio.run(call(b"x" * 1000)) == b"ok" and budget.used == 0
+    assert asyncio.run(call(b"x" * 1001)) == grpc.StatusCode.RESOURCE_EXHAUSTED  # budget
+    assert asyncio.run(call(b"x" * 2001)) == grpc.StatusCode.RESOURCE_EXHAUSTED  # size
+    budget.take(1)
+    assert asyncio.run(call(b"x" * 1000)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert len(parsed) == 1 and budget.used == 1
+    assert admission.pools["service"].used == 0  # every call gave its slot back
+
+
+def test_health_checks_still_answer(server) -> None:
+    check = server.channel.unary_unary("/grpc.health.v1.Health/Check", _identity, _identity)
+    reply = health_pb2.HealthCheckResponse.FromString(
+        check(health_pb2.HealthCheckRequest().SerializeToString(), timeout=10)
+    )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
