@@ -7,6 +7,8 @@ can lock others out, freeze the event loop or run the server out of memory.
   keep answering within 0.5 s meanwhile.
 - Four concurrent 200 MB Lift2Dto3D messages without a token: refused UNAUTHENTICATED with
   the server's memory growing by far less than one message.
+- 25 million empty `image_sizes` (50 MB, 600 MB once parsed) with a token: INVALID_ARGUMENT
+  before parsing, the server growing by about the message's own bytes.
 """
 
 from __future__ import annotations
@@ -243,3 +245,34 @@ def test_big_unauthenticated_messages_cost_no_memory(models: Path, token_file: P
     print(f"server RSS {before:.0f} MiB before, peak growth {growth:.0f} MiB for 4 x 200 MB")
     assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 4
     assert growth < RSS_BUDGET_MIB
+
+
+def test_empty_image_sizes_are_refused_before_parsing(models: Path) -> None:
+    entries = 25_000_000
+    message = b"\x2a\x00" * entries  # Lift2Dto3DRequest.image_sizes, each one empty
+    with running_server(models) as srv:
+        pid = srv.process.pid
+        before = rss_mib(pid)
+        samples: list[float] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_rss, args=(pid, stop, samples))
+        sampler.start()
+        channel = srv.new_channel()
+        try:
+            with pytest.raises(grpc.RpcError) as error:
+                started = time.monotonic()
+                channel.unary_unary(LIFT, _identity, _identity)(message, timeout=120)
+            took = time.monotonic() - started
+            time.sleep(0.3)
+        finally:
+            channel.close()
+            stop.set()
+            sampler.join(10)
+        growth = max(samples) - before
+    print(
+        f"server RSS {before:.0f} MiB before, peak growth {growth:.0f} MiB for 50 MB of "
+        f"sizes, refused in {took:.1f} s"
+    )
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith("image_sizes: one entry per pose at most")
+    assert growth < 250  # the message in gRPC and in Python; parsing it took 900 MiB

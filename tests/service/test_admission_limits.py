@@ -15,7 +15,14 @@ from grpc_health.v1 import health_pb2
 from poseaug.v1 import poseaug_pb2
 from poseaug_service.admission import Admission, ByteBudget
 from poseaug_service.config import parse_config
+from poseaug_service.errors import InvalidArgumentError
 from poseaug_service.limits import PARSE_COST, SMALL_MESSAGE_BYTES, MethodLimits
+from poseaug_service.prescan import (
+    check_augment,
+    check_stream_augment,
+    lift_check,
+    stream_lift_check,
+)
 from poseaug_service.wire import RequestReader
 from tests.support.metrics import scrape
 from tests.support.protos import lift_request, tensor
@@ -160,3 +167,25 @@ def test_health_checks_still_answer(server) -> None:
         check(health_pb2.HealthCheckRequest().SerializeToString(), timeout=10)
     )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_raw_byte_checks_bound_repeated_fields() -> None:
+    sizes = [poseaug_pb2.ImageSize(width=4, height=3)] * 4
+    lift = poseaug_pb2.Lift2Dto3DRequest(keypoints=tensor(np.zeros((4, 17, 2))), image_sizes=sizes)
+    stream = poseaug_pb2.StreamLift2Dto3DRequest(request=lift).SerializeToString()
+    lift_check(4)(lift.SerializeToString())
+    stream_lift_check(4)(stream)
+    with pytest.raises(InvalidArgumentError, match=r"^image_sizes: one entry per pose"):
+        lift_check(3)(lift.SerializeToString())
+    with pytest.raises(InvalidArgumentError, match=r"^request\.image_sizes: one entry per pose"):
+        stream_lift_check(3)(stream)
+    unpacked = b"\x10\x01" * 4  # AugmentRequest.ops, one tag per entry
+    for raw in (unpacked, poseaug_pb2.AugmentRequest(ops=[1, 2, 3, 1]).SerializeToString()):
+        with pytest.raises(InvalidArgumentError, match=r"^ops: at most 3"):
+            check_augment(raw)
+        with pytest.raises(InvalidArgumentError, match=r"^request\.ops: at most 3"):
+            check_stream_augment(b"\x0a" + bytes([len(raw)]) + raw)
+    check_augment(b"\x10\x01" * 3)
+    for broken in (b"\x0a\xff", b"\x2a", b"\xff" * 12):  # the parser reports these
+        lift_check(3)(broken)
+        check_augment(broken)

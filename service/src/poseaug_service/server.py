@@ -31,6 +31,7 @@ from poseaug_service.config import ServerConfig
 from poseaug_service.limits import SMALL_MESSAGE_BYTES, MethodLimits, method_limits
 from poseaug_service.loop_lag import LoopLagMonitor
 from poseaug_service.metrics import Metrics
+from poseaug_service.prescan import prechecks
 from poseaug_service.reload import ModelReloader
 from poseaug_service.runtime import ModelRepository, ReloadReport
 from poseaug_service.servicer import PoseAugServicer
@@ -97,7 +98,12 @@ class PoseAugServer:
         # Protobuf parsing holds the GIL, so one thread parses as fast as several, and keeps
         # its allocations in one malloc arena (several made RSS creep under storms).
         self.parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poseaug-parse")
-        self._reader = partial(RequestReader, executor=self.parser, limits=limits)
+        self._reader = partial(
+            RequestReader,
+            executor=self.parser,
+            limits=limits,
+            prechecks=prechecks(config.max_poses_per_request),
+        )
         reader = self._reader(Admission(config, self.budget, refused))
         interceptors: list[grpc.aio.ServerInterceptor] = []
         if tokens is not None:
@@ -199,6 +205,12 @@ class PoseAugServer:
     async def start(self) -> None:
         if self.config.metrics_port:
             self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+            if not _is_loopback(self.config.metrics_host):
+                log.warning(
+                    "/metrics on %s:%d answers anyone who reaches it (no authentication)",
+                    self.config.metrics_host,
+                    self.config.metrics_port,
+                )
         self.loop_lag.start()
         await self.grpc_server.start()
         if self.health_server is not None:

@@ -9,7 +9,7 @@ messages:
 - the first message must arrive within the method's arrival time (limits.py), or the call is
   cut with DEADLINE_EXCEEDED;
 - a message over the method's size limit is refused RESOURCE_EXHAUSTED unparsed;
-- checks on the raw bytes (prescan.py) run before the parser sees them;
+- checks on the raw bytes (prescan.py: bounded repeated fields) run before the parser;
 - PARSE_COST x its size is reserved from the server-wide byte budget until the call (for
   request streams: the message) is done; over the budget: RESOURCE_EXHAUSTED, unparsed;
 - messages over INLINE_PARSE_BYTES are parsed in the worker pool;
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -36,13 +36,6 @@ from poseaug_service.errors import (
     ServiceError,
 )
 from poseaug_service.limits import INLINE_PARSE_BYTES, PARSE_COST, MethodLimits
-from poseaug_service.prescan import check_augment, check_stream_augment
-
-# Raw-byte checks per method name, before parsing.
-PRECHECKS: dict[str, Callable[[bytes], None]] = {
-    "Augment": check_augment,
-    "StreamAugment": check_stream_augment,
-}
 
 
 class MalformedRequestError(InvalidArgumentError):
@@ -99,8 +92,10 @@ class RequestReader:
         admission: Admission,
         executor: Executor,
         limits: Callable[[str], MethodLimits],
+        prechecks: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> None:
         self._admission = admission
+        self._prechecks = prechecks or {}
         self._budget = admission.budget
         self._executor = executor
         self._limits = limits
@@ -138,12 +133,17 @@ class RequestReader:
             )
         return cost
 
-    async def _parse(self, raw: bytes, parse: Callable[[bytes], Any], what: str) -> Any:
+    async def _parse(
+        self, raw: bytes, parse: Callable[[bytes], Any], big: Callable[[bytes], Any], what: str
+    ) -> Any:
+        """`parse(raw)` on the loop for a small message, else `big(raw)` (the raw-byte checks,
+        then the parse) in the parse thread. Small messages skip the checks: whatever they
+        hold costs little to parse, and the handlers bound every list before walking it."""
         try:
             if len(raw) <= INLINE_PARSE_BYTES:
                 return parse(raw)
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, parse, raw)
+            return await loop.run_in_executor(self._executor, big, raw)
         except ServiceError:
             raise
         except Exception as exc:  # DecodeError and friends
@@ -159,13 +159,13 @@ class RequestReader:
         name = method.rsplit("/", 1)[-1]
         what = f"{name} request"
         deserialize = handler.request_deserializer
-        check = PRECHECKS.get(name)
+        check = self._prechecks.get(name)
 
         def checked_parse(raw: bytes) -> Any:
             check(raw)
             return deserialize(raw)
 
-        parse = deserialize if check is None else checked_parse
+        big = deserialize if check is None else checked_parse
         reader = self
 
         async def one(context: grpc.aio.ServicerContext) -> tuple[Any, int]:
@@ -174,7 +174,7 @@ class RequestReader:
                 raise InvalidArgumentError("", f"no {what} message was sent")
             cost = reader._admit(raw, method, limits, what)
             try:
-                return await reader._parse(raw, parse, what), cost
+                return await reader._parse(raw, deserialize, big, what), cost
             except BaseException:
                 reader._budget.give(cost)
                 raise
@@ -189,7 +189,7 @@ class RequestReader:
                     return
                 cost = reader._admit(raw, method, limits, f"{what}[{k}]")
                 try:
-                    yield await reader._parse(raw, parse, f"{what}[{k}]")
+                    yield await reader._parse(raw, deserialize, big, f"{what}[{k}]")
                 finally:
                     reader._budget.give(cost)
                 k += 1
