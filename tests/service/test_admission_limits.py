@@ -26,6 +26,7 @@ from poseaug_service.prescan import (
 from poseaug_service.wire import RequestReader
 from tests.support.metrics import scrape
 from tests.support.protos import lift_request, tensor
+from tests.support.server import running_server
 
 LIFT = "/poseaug.v1.PoseAugService/Lift2Dto3D"
 
@@ -189,3 +190,50 @@ def test_raw_byte_checks_bound_repeated_fields() -> None:
     for broken in (b"\x0a\xff", b"\x2a", b"\xff" * 12):  # the parser reports these
         lift_check(3)(broken)
         check_augment(broken)
+
+
+async def _silent_calls(address: str, held: int) -> tuple[list, grpc.StatusCode, str, int]:
+    """`held` Lift2Dto3D calls whose message never comes, then one more call and a health
+    check; returns the held calls' codes, the extra call's code and details, health's
+    status."""
+
+    async def never():
+        await asyncio.Event().wait()
+        yield b""  # pragma: no cover
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        silent = channel.stream_unary(LIFT, _identity, _identity)
+        calls = [silent(never(), timeout=30) for _ in range(held)]
+        await asyncio.sleep(0.5)  # they hold their slots now
+        kp = np.zeros((1, 17, 2), np.float32)
+        lift = channel.unary_unary(LIFT, _identity, _identity)
+        try:
+            await lift(lift_request(kp).SerializeToString(), timeout=10)
+            code, details = grpc.StatusCode.OK, ""
+        except grpc.aio.AioRpcError as error:
+            code, details = error.code(), error.details()
+        check = channel.unary_unary("/grpc.health.v1.Health/Check", _identity, _identity)
+        reply = await check(health_pb2.HealthCheckRequest().SerializeToString(), timeout=10)
+        codes = []
+        for call in calls:  # cut after --request-arrival-s
+            try:
+                await call
+                codes.append(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as error:
+                codes.append(error.code())
+        return codes, code, details, health_pb2.HealthCheckResponse.FromString(reply).status
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (("--max-concurrent-rpcs", "2"), "(2); retry later"),
+        (("--max-concurrent-rpcs", "8", "--max-rpcs-per-peer", "2"), "(2 from one address)"),
+    ],
+)
+def test_full_service_pool_refuses_and_leaves_health_alone(models_dir, flags, words) -> None:
+    with running_server(models_dir, *flags, "--request-arrival-s", "1.5", metrics=False) as srv:
+        codes, code, details, status = asyncio.run(_silent_calls(srv.address, 2))
+    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * 2
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and words in details, details
+    assert status == health_pb2.HealthCheckResponse.SERVING

@@ -9,10 +9,10 @@ messages:
 - the first message must arrive within the method's arrival time (limits.py), or the call is
   cut with DEADLINE_EXCEEDED;
 - a message over the method's size limit is refused RESOURCE_EXHAUSTED unparsed;
-- checks on the raw bytes (prescan.py: bounded repeated fields) run before the parser;
 - PARSE_COST x its size is reserved from the server-wide byte budget until the call (for
   request streams: the message) is done; over the budget: RESOURCE_EXHAUSTED, unparsed;
-- messages over INLINE_PARSE_BYTES are parsed in the worker pool;
+- messages over INLINE_PARSE_BYTES are checked on their raw bytes (prescan.py: bounded
+  repeated fields) and parsed in the parse thread, never on the event loop;
 - bytes that do not parse get INVALID_ARGUMENT naming the message type (grpcio would answer
   INTERNAL and log a traceback per call, so any client could flood the logs).
 On the wire nothing changes: unary callers send one message and get one answer.
