@@ -103,6 +103,8 @@ def test_broken_bundles_are_listed_as_refused_beside_the_good_ones(repository: P
         assert f"refusing model bundle {name}" in log
     assert "outside the bundle folder" in refused["symlink-out"]
     assert "outside the bundle folder" in refused["manifest-out"]
+    assert not any(str(repository) in reason for reason in refused.values())  # no server paths
+    assert refused["noise-47"].startswith("noise-47/augmentor.onnx: input noise_ba has shape")
     assert info.model.lifter_input == "camera_rays"
     assert lifted.model == "good" and augmented.poses3d.shape[0] == 4
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # not served at all

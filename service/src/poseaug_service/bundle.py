@@ -160,7 +160,7 @@ def _inside(folder: Path, name: str, bundle: str) -> Path:
     _require(
         real.is_relative_to(os.path.realpath(folder)),
         bundle,
-        f"file {name} leads outside the bundle folder (to {real})",
+        f"file {name} leads outside the bundle folder",
     )
     _require(real.is_file(), bundle, f"file {name} is missing or not a regular file")
     return real

@@ -247,6 +247,15 @@ def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
     )
 
 
+def public_reason(error: Exception, models: Path) -> str:
+    """Why a bundle was refused, without the server's own paths: ListModels shows it to
+    callers (the log keeps the whole message)."""
+    reason = str(error)
+    for prefix in sorted({str(models.resolve()), str(models.absolute()), str(models)}, key=len):
+        reason = reason.replace(prefix + os.sep, "")
+    return reason
+
+
 class RepositoryError(Exception):
     """The model repository cannot be served at all (the CLI exits non-zero with it)."""
 
@@ -349,7 +358,7 @@ class ModelRepository:
             try:
                 models[path.name] = repo._load_one(path, fp)
             except Exception as exc:  # any failure refuses this bundle only, with its reason
-                refused[path.name] = str(exc)
+                refused[path.name] = public_reason(exc, config.models)
                 repo._failed[path.name] = fp
                 log.error("refusing model bundle %s: %s", path.name, exc)
         if not models:
@@ -397,7 +406,7 @@ class ModelRepository:
                     models[name] = self._load_one(path, fp)
                 except Exception as exc:
                     self._failed[name] = fp
-                    refused[name] = str(exc)
+                    refused[name] = public_reason(exc, self.config.models)
                     failed.append(name)
                     log.error(
                         "not loading model bundle %s (%s); %s",
