@@ -7,6 +7,8 @@ can lock others out, freeze the event loop or run the server out of memory.
   keep answering within 0.5 s meanwhile.
 - Four concurrent 200 MB Lift2Dto3D messages without a token: refused UNAUTHENTICATED with
   the server's memory growing by far less than one message.
+- Eight concurrent 100 MB health Check messages (health needs no token): read one at a
+  time and refused, the server growing by a few times one message, not eight.
 - 25 million empty `image_sizes` (50 MB, 600 MB once parsed) with a token: INVALID_ARGUMENT
   before parsing, the server growing by about the message's own bytes.
 """
@@ -244,6 +246,43 @@ def test_big_unauthenticated_messages_cost_no_memory(models: Path, token_file: P
         growth = max(samples) - before
     print(f"server RSS {before:.0f} MiB before, peak growth {growth:.0f} MiB for 4 x 200 MB")
     assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 4
+    assert growth < RSS_BUDGET_MIB
+
+
+def test_big_health_messages_are_read_one_at_a_time(models: Path, token_file: Path) -> None:
+    size = 100 * 1024 * 1024
+    message = b"\x0a" + _varint(size) + bytes(size)  # HealthCheckRequest.service
+    with running_server(models, "--token-file", str(token_file)) as srv:
+        pid = srv.process.pid
+        before = rss_mib(pid)
+        samples: list[float] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_rss, args=(pid, stop, samples))
+        sampler.start()
+        channels = [srv.new_channel() for _ in range(8)]
+        codes = []
+        try:
+            calls = [c.unary_unary(CHECK, _identity, _identity) for c in channels]
+            for future in [call.future(message, timeout=60) for call in calls]:
+                try:
+                    future.result()
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.RpcError as error:
+                    codes.append(error.code())
+            health = channels[0].unary_unary(CHECK, _identity, _identity)
+            reply = health(health_pb2.HealthCheckRequest().SerializeToString(), timeout=10)
+            time.sleep(0.3)
+        finally:
+            for c in channels:
+                c.close()
+            stop.set()
+            sampler.join(10)
+        growth = max(samples) - before
+    print(f"server RSS {before:.0f} MiB before, peak growth {growth:.0f} MiB for 8 x 100 MB")
+    # refused for their size, or cut while waiting their turn to be read
+    assert set(codes) <= {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) >= 1
+    assert health_pb2.HealthCheckResponse.FromString(reply).status == 1  # SERVING
     assert growth < RSS_BUDGET_MIB
 
 

@@ -12,6 +12,7 @@ read under the byte budget below.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from poseaug_service.limits import (
     HEALTH_WATCH_POOL,
     HEALTH_WATCH_SLOTS,
     SERVICE_POOL,
+    TOKENLESS_READS,
     method_limits,
 )
 
@@ -114,6 +116,7 @@ class Admission:
         self.pools = slot_pools(config)
         self.budget = budget
         self.on_refuse = on_refuse
+        self.tokenless_reads = asyncio.Semaphore(TOKENLESS_READS)
 
     def enter(self, pool: SlotPool, context: grpc.aio.ServicerContext, method: str) -> str:
         """Take a slot of `pool` for the call; returns its peer address (for `leave`), or

@@ -26,6 +26,11 @@ HEALTH_ARRIVAL_S = 1.0
 HEALTH_CHECK_SLOTS = 64
 HEALTH_WATCH_SLOTS = 64
 HEALTH_SLOTS_PER_PEER = 16
+# Health messages being read at once. gRPC takes in a message of up to --max-message-mb before
+# anything can look at its size (its limit is server-wide), so callers without a token could
+# make it hold one such message per health call; read one at a time, they hold at most one.
+# Honest health requests arrive with their call and are read in microseconds.
+TOKENLESS_READS = 1
 # grpc's own limit on calls at once sits above every pool, so that it only ever bounds the
 # short-lived calls our pools refuse (the pools answer first, with a reason).
 GRPC_HEADROOM_CALLS = 1024
@@ -54,13 +59,16 @@ class MethodLimits:
     max_message_bytes: int
     arrival_s: float
     needs_token: bool
+    gated: bool = False  # read under TOKENLESS_READS (methods open to callers without a token)
 
 
 def method_limits(method: str, max_message_bytes: int, arrival_s: float) -> MethodLimits:
     """The rules of `method` (a full gRPC path) under the server-wide flags."""
     if method.startswith(HEALTH_PREFIX):
         pool = HEALTH_WATCH_POOL if method.endswith("/Watch") else HEALTH_CHECK_POOL
-        return MethodLimits(pool, SMALL_MESSAGE_BYTES, HEALTH_ARRIVAL_S, needs_token=False)
+        return MethodLimits(
+            pool, SMALL_MESSAGE_BYTES, HEALTH_ARRIVAL_S, needs_token=False, gated=True
+        )
     size = max_message_bytes if method in BULK_METHODS else SMALL_MESSAGE_BYTES
     return MethodLimits(SERVICE_POOL, size, arrival_s, needs_token=True)
 

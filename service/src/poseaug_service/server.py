@@ -58,6 +58,10 @@ def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.max_receive_message_length", size),
         ("grpc.max_send_message_length", size),
         ("grpc.so_reuseport", 0),
+        # No bandwidth-delay probing: it grows every stream's flow-control window, so calls
+        # whose message the server is not reading yet (refused, or waiting for a slot) could
+        # make it buffer megabytes each. A message being read gets a window of its own size.
+        ("grpc.http2.bdp_probe", 0),
     ]
     if config.max_connection_age_s > 0:
         # GOAWAY after this age: clients reconnect, re-resolve a headless Service's DNS and

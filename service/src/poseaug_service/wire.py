@@ -7,7 +7,9 @@ is parsed inline. So every method is registered with gRPC as request-streaming, 
 (no deserializer), and `RequestReader` takes the call's slot (admission.py), then reads its
 messages:
 - the first message must arrive within the method's arrival time (limits.py), or the call is
-  cut with DEADLINE_EXCEEDED;
+  cut with DEADLINE_EXCEEDED; messages of methods open to callers without a token (health)
+  are read one at a time: gRPC takes in any message up to the server-wide --max-message-mb
+  before a handler sees its size, so the gate bounds what such callers can make it hold;
 - a message over the method's size limit is refused RESOURCE_EXHAUSTED unparsed;
 - PARSE_COST x its size is reserved from the server-wide byte budget until the call (for
   request streams: the message) is done; over the budget: RESOURCE_EXHAUSTED, unparsed;
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -42,6 +44,20 @@ class MalformedRequestError(InvalidArgumentError):
     """A request message that did not parse."""
 
 
+EOF = grpc.aio.EOF
+
+
+def _parse_or_error(parse: Callable[[bytes], Any], raw: bytes, what: str) -> Any:
+    """`parse(raw)`, or the ServiceError saying why not, returned without a traceback (one
+    would keep `raw` alive through the frames of the raw-byte checks)."""
+    try:
+        return parse(raw)
+    except ServiceError as exc:
+        return exc.with_traceback(None)
+    except Exception as exc:  # DecodeError and friends
+        return MalformedRequestError("", f"not a valid {what} message ({exc})")
+
+
 class ArrivalWatch:
     """Cuts reads that wait past their deadline. One sweep every SWEEP_S checks the calls still
     waiting for their message, instead of a timer per call (that cost every small call about
@@ -54,8 +70,8 @@ class ArrivalWatch:
         self._expired: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
 
-    async def read(self, context: grpc.aio.ServicerContext, timeout: float) -> Any:
-        """`context.read()`, or TimeoutError once `timeout` seconds have passed."""
+    async def within(self, read: Awaitable[Any], timeout: float) -> Any:
+        """`await read`, or TimeoutError once `timeout` seconds have passed."""
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
@@ -63,7 +79,7 @@ class ArrivalWatch:
             self._sweeper = loop.create_task(self._sweep(), name="request-arrival")
         self._waiting[task] = loop.time() + timeout
         try:
-            return await context.read()
+            return await read
         except asyncio.CancelledError:
             if task in self._expired and task.uncancel() == 0:
                 raise TimeoutError from None
@@ -103,21 +119,25 @@ class RequestReader:
 
     # --- one message ---------------------------------------------------------------------
     async def _read(
-        self, context: grpc.aio.ServicerContext, method: str, timeout: float | None
+        self, context: grpc.aio.ServicerContext, method: str, timeout: float | None, gated: bool
     ) -> Any:
         if timeout is None:
             return await context.read()
+        read = self._gated_read(context) if gated else context.read()
         try:
-            return await self._arrivals.read(context, timeout)
+            return await self._arrivals.within(read, timeout)
         except TimeoutError:
             self._admission.on_refuse(method, "arrival")
             raise DeadlineExceededError(
                 "", f"the request message did not arrive within {timeout:g} s"
             ) from None
 
-    def _admit(self, raw: bytes, method: str, limits: MethodLimits, what: str) -> int:
+    async def _gated_read(self, context: grpc.aio.ServicerContext) -> Any:
+        async with self._admission.tokenless_reads:
+            return await context.read()
+
+    def _admit(self, size: int, method: str, limits: MethodLimits, what: str) -> int:
         """Size and budget checks; returns the bytes reserved from the budget."""
-        size = len(raw)
         if size > limits.max_message_bytes:
             self._admission.on_refuse(method, "too_large")
             raise ResourceExhaustedError(
@@ -133,21 +153,46 @@ class RequestReader:
             )
         return cost
 
-    async def _parse(
-        self, raw: bytes, parse: Callable[[bytes], Any], big: Callable[[bytes], Any], what: str
-    ) -> Any:
-        """`parse(raw)` on the loop for a small message, else `big(raw)` (the raw-byte checks,
-        then the parse) in the parse thread. Small messages skip the checks: whatever they
-        hold costs little to parse, and the handlers bound every list before walking it."""
+    async def _next(
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        limits: MethodLimits,
+        timeout: float | None,
+        parse: Callable[[bytes], Any],
+        big: Callable[[bytes], Any],
+        what: str,
+    ) -> tuple[Any, int]:
+        """The next message parsed and the budget bytes it holds; (EOF, 0) at the end; a
+        refusal as (ServiceError, 0). Refusals are returned, not raised: a raised error's
+        traceback would keep this frame, and with it the raw message, alive as long as gRPC
+        keeps the error (that made every refused big message stay in memory for a while).
+
+        Small messages are parsed on the loop without the raw-byte checks (whatever they hold
+        costs little to parse, and the handlers bound every list before walking it); big ones
+        are checked and parsed in the parse thread."""
         try:
-            if len(raw) <= INLINE_PARSE_BYTES:
-                return parse(raw)
+            raw = await self._read(context, method, timeout, limits.gated)
+            if raw is grpc.aio.EOF:
+                return EOF, 0
+            cost = self._admit(len(raw), method, limits, what)
+        except ServiceError as exc:
+            return exc.with_traceback(None), 0  # its traceback holds this frame, and `raw`
+        if len(raw) <= INLINE_PARSE_BYTES:
+            request = _parse_or_error(parse, raw, what)
+        else:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, big, raw)
-        except ServiceError:
-            raise
-        except Exception as exc:  # DecodeError and friends
-            raise MalformedRequestError("", f"not a valid {what} message ({exc})") from None
+            try:
+                request = await loop.run_in_executor(
+                    self._executor, _parse_or_error, big, raw, what
+                )
+            except BaseException:
+                self._budget.give(cost)
+                raise
+        if isinstance(request, ServiceError):
+            self._budget.give(cost)
+            return request, 0
+        return request, cost
 
     # --- handlers ------------------------------------------------------------------------
     def handler(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -169,27 +214,30 @@ class RequestReader:
         reader = self
 
         async def one(context: grpc.aio.ServicerContext) -> tuple[Any, int]:
-            raw = await reader._read(context, method, limits.arrival_s)
-            if raw is grpc.aio.EOF:
-                raise InvalidArgumentError("", f"no {what} message was sent")
-            cost = reader._admit(raw, method, limits, what)
-            try:
-                return await reader._parse(raw, deserialize, big, what), cost
-            except BaseException:
-                reader._budget.give(cost)
-                raise
+            request, cost = await reader._next(
+                context, method, limits, limits.arrival_s, deserialize, big, what
+            )
+            if request is EOF:
+                request = InvalidArgumentError("", f"no {what} message was sent")
+            if isinstance(request, ServiceError):
+                await context.abort(request.code, str(request))
+            return request, cost
 
         async def messages(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             timeout: float | None = limits.arrival_s
             k = 0
             while True:
-                raw = await reader._read(context, method, timeout)
+                name_k = f"{what}[{k}]"
+                request, cost = await reader._next(
+                    context, method, limits, timeout, deserialize, big, name_k
+                )
                 timeout = None  # streams may pause between messages
-                if raw is grpc.aio.EOF:
+                if request is EOF:
                     return
-                cost = reader._admit(raw, method, limits, f"{what}[{k}]")
+                if isinstance(request, ServiceError):
+                    raise request
                 try:
-                    yield await reader._parse(raw, deserialize, big, f"{what}[{k}]")
+                    yield request
                 finally:
                     reader._budget.give(cost)
                 k += 1
@@ -206,10 +254,7 @@ class RequestReader:
                 except ServiceError as exc:
                     await context.abort(exc.code, str(exc))
                 try:
-                    try:
-                        request, cost = await one(context)
-                    except ServiceError as exc:
-                        await context.abort(exc.code, str(exc))
+                    request, cost = await one(context)
                     try:
                         return await behavior(request, context)
                     finally:
@@ -228,10 +273,7 @@ class RequestReader:
                 except ServiceError as exc:
                     await context.abort(exc.code, str(exc))
                 try:
-                    try:
-                        request, cost = await one(context)
-                    except ServiceError as exc:
-                        await context.abort(exc.code, str(exc))
+                    request, cost = await one(context)
                     try:
                         async for response in behavior(request, context):
                             yield response
