@@ -108,7 +108,8 @@ def grpc_call_limit(config: ServerConfig) -> int:
 
 
 class Admission:
-    """The pools and the byte budget of one server port; touched on its event loop only."""
+    """The slot pools of one server port, the byte budget (shared by the ports) and the gate
+    that reads health messages one at a time; touched on the event loop only."""
 
     def __init__(
         self, config: ServerConfig, budget: ByteBudget, on_refuse: Refused = lambda m, r: None
@@ -144,16 +145,19 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         self._config = config
         self._tokens = tokens
         self._on_reject = on_reject
+        self._needs_token: dict[str, bool] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
         handler = await continuation(handler_call_details)
         if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED
             return None
-        limits = method_limits(
-            method, self._config.max_message_bytes, self._config.request_arrival_s
-        )
-        if not limits.needs_token:
+        needs_token = self._needs_token.get(method)
+        if needs_token is None:  # once per method (unknown methods never get here)
+            config = self._config
+            limits = method_limits(method, config.max_message_bytes, config.request_arrival_s)
+            needs_token = self._needs_token[method] = limits.needs_token
+        if not needs_token:
             return handler
         token = bearer_token(handler_call_details.invocation_metadata)
         if self._tokens.accepts(token):
