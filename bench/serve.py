@@ -37,6 +37,11 @@ sys.path.insert(0, str(REPO))
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc  # noqa: E402
 from poseaug_service.bundle import find_bundle_dirs  # noqa: E402
+from poseaug_service.camera_rays import (  # noqa: E402
+    default_intrinsics,
+    pixels_to_rays,
+    ray_input,
+)
 from poseaug_service.config import ServerConfig  # noqa: E402
 from poseaug_service.runtime import available_cores, session_options  # noqa: E402
 from poseaug_service.server import event_loop_factory  # noqa: E402
@@ -69,11 +74,21 @@ def timed_loop(fn, seconds: float, min_iters: int = 3) -> list[float]:
     return times
 
 
+def model_input(px: np.ndarray, channels: int) -> np.ndarray:
+    """What the server feeds the lifter for pixels of a 1000 x 1000 image: screen coordinates
+    (format 1), or rays through the default camera with every joint seen (camera-aware)."""
+    if channels == 2:
+        return (px / 1000 * 2 - 1).astype(np.float32)
+    rays, _ = pixels_to_rays(px, default_intrinsics(1000.0, 1000.0))
+    return ray_input(rays, np.ones(px.shape[:2], dtype=bool))
+
+
 def in_process_session(lifter: Path) -> ort.InferenceSession:
     """In-process ORT with the faster of the server's session options and ORT's defaults."""
     server_opts = session_options(ServerConfig(models=Path()))
     best, best_time = None, np.inf
-    x = np.random.default_rng(1).random((1024, 17, 2), np.float32)
+    probe = ort.InferenceSession(str(lifter), providers=["CPUExecutionProvider"])
+    x = model_input(pixels(1024, 1), probe.get_inputs()[0].shape[-1])
     for opts in (server_opts, ort.SessionOptions()):
         session = ort.InferenceSession(str(lifter), opts, providers=["CPUExecutionProvider"])
         session.run(None, {"keypoints": x})
@@ -221,7 +236,8 @@ def main() -> int:
         # In-process vs service, alternated call by call (shared, noisy host).
         x1 = pixels(1, 2)
         single = lift_request(x1)
-        normalized1 = (x1 / 1000 * 2 - 1).astype(np.float32)
+        channels = session.get_inputs()[0].shape[-1]
+        normalized1 = model_input(x1, channels)
         on.stub.Lift2Dto3D(single)
         t_ort, t_srv = interleaved(
             lambda: session.run(None, {"keypoints": normalized1}),
@@ -232,10 +248,15 @@ def main() -> int:
         r["b1_p50_ms"] = 1e3 * float(np.median(t_ort))
         r["single_p50_ms"] = 1e3 * float(np.median(t_srv))
 
-        t = min(timed_loop(lambda: session.run(None, {"keypoints": pixels(1024, 0)}), 0.5))
+        t = min(
+            timed_loop(
+                lambda: session.run(None, {"keypoints": model_input(pixels(1024, 0), channels)}),
+                0.5,
+            )
+        )
         bulk_n = int(max(4096, min(262_144, 1024 / t * args.seconds / 6))) // 1024 * 1024
         xb = pixels(bulk_n, 1)
-        normalized = (xb / 1000 * 2 - 1).astype(np.float32)
+        normalized = model_input(xb, channels)
         bulk = lift_request(xb)
 
         def in_process_bulk() -> None:

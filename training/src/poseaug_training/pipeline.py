@@ -188,7 +188,7 @@ def wild_evaluate_run(
 ) -> dict[str, dict[str, dict]]:
     """The wild-lifting tests (evaluation/wild_tests.py) for checkpoints (*.pt) or bundle
     folders side by side. Writes <out>/<name>/evaluation.json (for `export --evaluation`),
-    <out>/comparison.md and <out>/unseen_per_joint_error.png."""
+    <out>/comparison.md and <out>/unseen_*.png over every model evaluated into <out>."""
     from poseaug_training.data.detector_noise import fit_to_h36m
     from poseaug_training.evaluation import wild_tests as wt
     from poseaug_training.evaluation.plots import plot_error_by_fov, plot_per_joint_error
@@ -230,6 +230,10 @@ def wild_evaluate_run(
             "detector_error_model": f"fitted to the SH detections of {', '.join(train_subjects)}",
         }
         write_json(Path(out) / name / "evaluation.json", {"meta": meta, "results": results})
+    # The table and plots cover every model evaluated into `out` so far (runs can be split).
+    for done in sorted(Path(out).glob("*/evaluation.json")):
+        if done.parent.name not in everything:
+            everything[done.parent.name] = json.loads(done.read_text())["results"]
     Path(out, "comparison.md").write_text(comparison_table(everything))
     per_joint = {
         m: r["unseen_camera"]["per_joint_mm"] for m, r in everything.items() if "unseen_camera" in r
@@ -238,10 +242,14 @@ def wild_evaluate_run(
         plot_per_joint_error(
             per_joint, Path(out) / "unseen_per_joint_error.png", "error per joint, unseen cameras"
         )
+
+        def label(model: str, test: str, results: dict) -> str:
+            if "unseen_no_camera" not in results:  # a format-1 model sees the image size only
+                return f"{model} (image size only)"
+            return f"{model} ({'no camera' if test.endswith('no_camera') else 'camera given'})"
+
         curves = {
-            f"{m} ({'no camera' if t.endswith('no_camera') else 'camera given'})": r[t][
-                "mpjpe_mm_by_hfov"
-            ]
+            label(m, t, r): r[t]["mpjpe_mm_by_hfov"]
             for m, r in everything.items()
             for t in ("unseen_camera", "unseen_no_camera")
             if t in r
