@@ -191,7 +191,6 @@ def wild_evaluate_run(
     <out>/comparison.md and <out>/unseen_*.png over every model evaluated into <out>."""
     from poseaug_training.data.detector_noise import fit_to_h36m
     from poseaug_training.evaluation import wild_tests as wt
-    from poseaug_training.evaluation.plots import plot_error_by_fov, plot_per_joint_error
     from poseaug_training.evaluation.report import write_json
 
     data = load_h36m(data_dir, subjects=list(subjects) + list(train_subjects), with_detections=True)
@@ -235,12 +234,20 @@ def wild_evaluate_run(
         if done.parent.name not in everything:
             everything[done.parent.name] = json.loads(done.read_text())["results"]
     Path(out, "comparison.md").write_text(comparison_table(everything))
+    _wild_plots(everything, Path(out))
+    return everything
+
+
+def _wild_plots(everything: dict[str, dict[str, dict]], out: Path) -> None:
+    """Error per joint and by field of view on the unseen cameras, every model in one plot."""
+    from poseaug_training.evaluation.plots import plot_error_by_fov, plot_per_joint_error
+
     per_joint = {
         m: r["unseen_camera"]["per_joint_mm"] for m, r in everything.items() if "unseen_camera" in r
     }
     if per_joint:
         plot_per_joint_error(
-            per_joint, Path(out) / "unseen_per_joint_error.png", "error per joint, unseen cameras"
+            per_joint, out / "unseen_per_joint_error.png", "error per joint, unseen cameras"
         )
 
         def label(model: str, test: str, results: dict) -> str:
@@ -255,9 +262,8 @@ def wild_evaluate_run(
             if t in r
         }
         plot_error_by_fov(
-            curves, Path(out) / "unseen_error_by_fov.png", "unseen cameras: error by field of view"
+            curves, out / "unseen_error_by_fov.png", "unseen cameras: error by field of view"
         )
-    return everything
 
 
 def comparison_table(everything: dict[str, dict[str, dict]]) -> str:
