@@ -7,13 +7,13 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from poseaug_client.contract import TOKEN_ENV
 from poseaug_service.limits import PARSE_COST
 
 DEFAULT_MAX_POSES_PER_REQUEST = 1_048_576
 DEFAULT_MAX_MESSAGE_MB = 256
 DEFAULT_MAX_INFLIGHT_MB = 1024
 DEFAULT_REQUEST_ARRIVAL_S = 10.0
-TOKEN_ENV = "POSEAUG_TOKEN"
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,8 @@ import grpc
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
+from poseaug_client.contract import DEFAULT_STREAM_CHUNK, MAX_STREAM_CHUNK
 from poseaug_service.augmentation import (
-    DEFAULT_CHUNK,
-    MAX_CHUNK,
     MAX_STREAM_ROWS,
     AugmentEngine,
     AugmentJob,
@@ -391,11 +390,11 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     @_instrumented("StreamAugment")
     async def StreamAugment(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
-        if request.chunk_size > MAX_CHUNK:
+        if request.chunk_size > MAX_STREAM_CHUNK:
             raise InvalidArgumentError(
-                "chunk_size", f"must be 0..{MAX_CHUNK}, got {request.chunk_size}"
+                "chunk_size", f"must be 0..{MAX_STREAM_CHUNK}, got {request.chunk_size}"
             )
-        chunk = request.chunk_size or DEFAULT_CHUNK
+        chunk = request.chunk_size or DEFAULT_STREAM_CHUNK
         job = await self._blocking(
             len(request.request.poses3d.data),
             parse_augment,

@@ -19,7 +19,8 @@ import numpy as np
 
 from poseaug_client.cameras import Camera
 from poseaug_client.client import PoseAugClient
-from poseaug_client.config import DEFAULT_SERVER, TOKEN_ENV
+from poseaug_client.config import DEFAULT_SERVER
+from poseaug_client.contract import TOKEN_ENV
 from poseaug_client.errors import PoseAugError
 from poseaug_client.files import (
     CLIError,
