@@ -43,7 +43,7 @@ def test_limbs_keep_their_names():
 
 
 def test_the_client_and_the_service_use_the_contract():
-    from poseaug_client import formats, requests, tensors
+    from poseaug_client import formats, jobs, tensors
     from poseaug_service import augmentation
     from poseaug_service import tensors as service_tensors
 
@@ -51,4 +51,4 @@ def test_the_client_and_the_service_use_the_contract():
     assert keypoint_formats.MPII_NAMES is contract.MPII_NAMES
     assert keypoint_formats.COCO_NAMES is contract.COCO_NAMES
     assert tensors.to_tensor is service_tensors.to_tensor is contract.to_tensor
-    assert requests.MAX_AUGMENT_COUNT == augmentation.MAX_AUGMENT_COUNT
+    assert jobs.MAX_AUGMENT_COUNT == augmentation.MAX_AUGMENT_COUNT

@@ -1,4 +1,5 @@
-"""Turn numpy inputs into contract requests, split so each stays under the per-call limits."""
+"""Jobs: numpy inputs checked, then split into contract requests that each stay under the
+per-call limits."""
 
 from __future__ import annotations
 
