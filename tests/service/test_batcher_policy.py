@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from poseaug_service.batcher import DynamicBatcher
 from poseaug_service.loop_waker import LoopWaker
+from tests.support.batching import BlockingBatcher
 
 LONG = 20.0  # a max delay no passing test waits for
 
@@ -43,7 +43,7 @@ def rows(n: int, value: float) -> np.ndarray:
 
 def test_a_lone_caller_is_not_held_back() -> None:
     rec = Recorder()
-    batcher = DynamicBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
     try:
         start = time.perf_counter()
         out = batcher.run(rows(3, 1.0))
@@ -56,7 +56,7 @@ def test_a_lone_caller_is_not_held_back() -> None:
 
 def test_queued_requests_wait_for_a_caller_being_answered_then_run_together() -> None:
     rec = Recorder()
-    batcher = DynamicBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
     try:
         first = batcher.submit(rows(1, 1.0))
         assert first.done.wait(5), "a lone caller runs at once"
@@ -80,7 +80,7 @@ def test_queued_requests_wait_for_a_caller_being_answered_then_run_together() ->
 
 def test_the_hold_ends_at_the_max_delay() -> None:
     rec = Recorder()
-    batcher = DynamicBatcher(rec.fn("run"), max_batch=64, max_delay_s=0.3, max_queue=8)
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=64, max_delay_s=0.3, max_queue=8)
     try:
         first = batcher.submit(rows(1, 1.0))
         assert first.done.wait(5)
@@ -95,7 +95,7 @@ def test_the_hold_ends_at_the_max_delay() -> None:
 
 def test_cancel_and_release_are_idempotent_and_free_the_hold() -> None:
     rec = Recorder()
-    batcher = DynamicBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
     try:
         first = batcher.submit(rows(1, 1.0))
         assert first.done.wait(5)
@@ -115,7 +115,7 @@ def test_cancel_and_release_are_idempotent_and_free_the_hold() -> None:
 def test_busy_runs_only_while_other_callers_are_in_flight() -> None:
     rec = Recorder()
     idle, busy = rec.fn("idle"), rec.fn("busy")
-    batcher = DynamicBatcher(idle, max_batch=64, max_delay_s=0.0, max_queue=8)
+    batcher = BlockingBatcher(idle, max_batch=64, max_delay_s=0.0, max_queue=8)
     try:
         alone = batcher.submit(rows(2, 1.0), run=idle, run_busy=busy)
         np.testing.assert_array_equal(batcher.wait(alone), rows(2, 2.0))

@@ -83,7 +83,7 @@ class PoseAugServer:
         self.repo = repo
         self.metrics = Metrics()
         self.metrics.set_models({n: m.version for n, m in repo.models.items()})
-        self.metrics.set_refused(dict(repo.refused))
+        self.metrics.set_refused(dict(repo.state.refused))
         self.servicer = PoseAugServicer(config, repo, self.metrics)
         # Admission (admission.py): with tokens, the token from the metadata before any
         # request byte is read; then (wire.py) a slot of the method's pool, each message read
@@ -204,7 +204,7 @@ class PoseAugServer:
             if model is not None:
                 log.info("now serving %s version %s", name, model.version or "?")
         self.metrics.set_models({n: m.version for n, m in self.repo.models.items()})
-        self.metrics.set_refused(dict(self.repo.refused))
+        self.metrics.set_refused(dict(self.repo.state.refused))
 
     async def start(self) -> None:
         if self.config.metrics_port:

@@ -209,7 +209,6 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             if name not in self.batchers:
                 config = self.config
                 self.batchers[name] = DynamicBatcher(
-                    run=_unbound_run,
                     max_batch=config.max_batch,
                     max_delay_s=config.max_queue_delay_us / 1e6,
                     max_queue=config.max_queue,
@@ -460,7 +459,3 @@ def _cancel_submitted(submitted: tuple) -> None:
     """Drop a request `_submit` queued whose answer nobody will collect."""
     batcher, pending, _future = submitted
     batcher.cancel(pending)
-
-
-def _unbound_run(x):
-    raise RuntimeError("every lift request brings its model version's session")
