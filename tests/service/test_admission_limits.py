@@ -23,7 +23,7 @@ from poseaug_service.prescan import (
     lift_check,
     stream_lift_check,
 )
-from poseaug_service.wire import RequestReader
+from poseaug_service.request_reader import RequestReader
 from tests.support.metrics import scrape
 from tests.support.protos import lift_request, tensor
 from tests.support.server import running_server

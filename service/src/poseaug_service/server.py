@@ -33,10 +33,10 @@ from poseaug_service.loop_lag import LoopLagMonitor
 from poseaug_service.metrics import Metrics
 from poseaug_service.prescan import prechecks
 from poseaug_service.reload import ModelReloader
+from poseaug_service.request_reader import RequestReader, add_servicer_safely
 from poseaug_service.runtime import ModelRepository, ReloadReport
 from poseaug_service.servicer import PoseAugServicer
 from poseaug_service.tls import server_credentials
-from poseaug_service.wire import RequestReader, add_servicer_safely
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,9 @@ class PoseAugServer:
         self.metrics.set_refused(dict(repo.state.refused))
         self.servicer = PoseAugServicer(config, repo, self.metrics)
         # Admission (admission.py): with tokens, the token from the metadata before any
-        # request byte is read; then (wire.py) a slot of the method's pool, each message read
-        # in time, within its size and the byte budget, big ones parsed off the event loop.
+        # request byte is read; then (request_reader.py) a slot of the method's pool, each
+        # message read in time, within its size and the byte budget, big ones parsed off the
+        # event loop.
         tokens = token_store(config.token_file)
         refusals = self.metrics.admission_refusals
 

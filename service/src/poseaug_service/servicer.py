@@ -316,7 +316,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                         _cancel_submitted(item[1])
                         raise
                     k += 1
-            except ServiceError as exc:  # a message that did not parse (see wire.py)
+            except ServiceError as exc:  # a message that did not parse (see request_reader.py)
                 await window.put(exc)
                 return
             except asyncio.CancelledError:
