@@ -5,23 +5,18 @@ worker pool when it is large), queued in its model's DynamicBatcher, and the han
 future that the batch worker resolves through a LoopWaker (one loop wake-up per finished
 batch, not per caller). Augment runs its ONNX Runtime work in the worker pool.
 
-Every handler is wrapped by `_instrumented`, which turns ServiceError into the matching gRPC
-status (message naming the field) and records requests, errors, latency and in-flight calls.
+Every handler is wrapped by `calls.instrumented` (ServiceError to gRPC status, metrics) and
+keeps its caller's deadline and cancellation in a `calls.CallState`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import json
-import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
@@ -33,13 +28,13 @@ from poseaug_service.augmentation import (
     parse_augment,
 )
 from poseaug_service.batcher import DynamicBatcher, Pending
+from poseaug_service.calls import CallState, instrumented
 from poseaug_service.config import ServerConfig
 from poseaug_service.errors import (
     CancelledError,
     DeadlineExceededError,
     InvalidArgumentError,
     ServiceError,
-    UnavailableError,
 )
 from poseaug_service.keypoint_formats import H36M_JOINT_NAMES, H36M_PARENTS, INPUT_FORMATS
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
@@ -49,114 +44,10 @@ from poseaug_service.metrics import Metrics
 from poseaug_service.runtime import LoadedModel, ModelRepository
 from poseaug_service.tensors import require_finite_result
 
-log = logging.getLogger(__name__)
-
 # Lift messages of one stream being processed at once (validated and queued ahead).
 STREAM_WINDOW = 8
 # Rows per augmentor run.
 AUGMENT_SUB_CHUNK = 8192
-_NO_DEADLINE = 1e7
-
-
-def _instrumented(method: str) -> Callable:
-    """Map errors to status codes and record metrics, for unary and server-streaming handlers.
-    Once the server is closing, new calls are refused with UNAVAILABLE (clients retry that on
-    another replica) while calls already in flight finish."""
-
-    def decorate(fn: Callable) -> Callable:
-        def begin(self) -> float:
-            self.metrics.call_metrics(method).inflight.inc()
-            self.active_calls += 1
-            if self.closing:
-                raise UnavailableError("", "server is shutting down; retry elsewhere")
-            return time.perf_counter()
-
-        def finish(self, code: grpc.StatusCode, started: float) -> None:
-            calls = self.metrics.call_metrics(method)
-            calls.inflight.dec()
-            self.active_calls -= 1
-            if code == grpc.StatusCode.OK:
-                calls.ok.inc()
-            else:
-                self.metrics.requests.labels(method, code.name).inc()
-                self.metrics.errors.labels(method, code.name).inc()
-            calls.latency.observe(time.perf_counter() - started)
-
-        def classify(exc: BaseException) -> grpc.StatusCode:
-            if isinstance(exc, ServiceError):
-                return exc.code
-            log.exception("%s failed", method, exc_info=exc)
-            return grpc.StatusCode.INTERNAL
-
-        if inspect.isasyncgenfunction(fn):
-
-            @functools.wraps(fn)
-            async def stream_wrapper(self, request, context):
-                started = time.perf_counter()
-                try:
-                    started = begin(self)
-                    async for item in fn(self, request, context):
-                        yield item
-                except (asyncio.CancelledError, GeneratorExit):
-                    finish(self, grpc.StatusCode.CANCELLED, started)
-                    raise
-                except Exception as exc:
-                    code = classify(exc)
-                    finish(self, code, started)
-                    await context.abort(code, str(exc))
-                else:
-                    finish(self, grpc.StatusCode.OK, started)
-
-            return stream_wrapper
-
-        @functools.wraps(fn)
-        async def unary_wrapper(self, request, context):
-            started = time.perf_counter()
-            try:
-                started = begin(self)
-                response = await fn(self, request, context)
-            except asyncio.CancelledError:
-                finish(self, grpc.StatusCode.CANCELLED, started)
-                raise
-            except Exception as exc:
-                code = classify(exc)
-                finish(self, code, started)
-                await context.abort(code, str(exc))
-            else:
-                finish(self, grpc.StatusCode.OK, started)
-                return response
-
-        return unary_wrapper
-
-    return decorate
-
-
-class CallState:
-    """What worker threads may ask about a call: has its caller gone? Set from the loop."""
-
-    def __init__(self, context: grpc.aio.ServicerContext) -> None:
-        remaining = context.time_remaining()
-        self.deadline = (
-            None
-            if remaining is None or remaining > _NO_DEADLINE
-            else time.perf_counter() + max(remaining, 0.0)
-        )
-        self.cancelled = False
-
-    def time_left(self) -> float | None:
-        return None if self.deadline is None else max(0.0, self.deadline - time.perf_counter())
-
-    def is_active(self) -> bool:
-        return not self.cancelled and (self.deadline is None or time.perf_counter() < self.deadline)
-
-    def past_deadline(self) -> bool:
-        return self.deadline is not None and time.perf_counter() >= self.deadline
-
-    def as_status(self, exc: CancelledError) -> ServiceError:
-        """Work dropped because the deadline passed is DEADLINE_EXCEEDED, not CANCELLED."""
-        if self.past_deadline():
-            return DeadlineExceededError("", "deadline exceeded before the work finished")
-        return exc
 
 
 class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
@@ -287,14 +178,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             prefix,
         )
 
-    @_instrumented("Lift2Dto3D")
+    @instrumented("Lift2Dto3D")
     async def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         parsed = await self._parse_lift(request)
         submitted = self._submit(parsed, call)
         return await self._lift_answer(parsed, submitted, call, "Lift2Dto3D", "keypoints.data")
 
-    @_instrumented("StreamLift2Dto3D")
+    @instrumented("StreamLift2Dto3D")
     async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
         """A reader task validates and queues messages ahead; answers go out in order."""
         call = CallState(context)
@@ -366,7 +257,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             call.cancelled = True
             raise
 
-    @_instrumented("Augment")
+    @instrumented("Augment")
     async def Augment(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         job = await self._blocking(
@@ -386,7 +277,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         with self.augment.admitted():
             return await self._in_pool(call, self._augment_rows, job, 0, job.total, call, "Augment")
 
-    @_instrumented("StreamAugment")
+    @instrumented("StreamAugment")
     async def StreamAugment(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         if request.chunk_size > MAX_STREAM_CHUNK:
@@ -436,7 +327,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             lifter_input=model.lifter_input,
         )
 
-    @_instrumented("ListModels")
+    @instrumented("ListModels")
     async def ListModels(self, request, context):  # noqa: N802 (gRPC method name)
         state = self.repo.state
         return poseaug_pb2.ListModelsResponse(
@@ -448,7 +339,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             ],
         )
 
-    @_instrumented("GetModelInfo")
+    @instrumented("GetModelInfo")
     async def GetModelInfo(self, request, context):  # noqa: N802 (gRPC method name)
         state = self.repo.state
         model = resolve_model(state, request.model)
