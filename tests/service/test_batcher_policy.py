@@ -14,7 +14,10 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
+from poseaug_service.batcher import BatcherRegistry, DynamicBatcher
+from poseaug_service.errors import UnavailableError
 from poseaug_service.loop_waker import LoopWaker
 from tests.support.batching import BlockingBatcher
 
@@ -173,3 +176,21 @@ def test_loop_waker_after_the_loop_closed_does_not_raise() -> None:
     loop.close()
     waker.resolve(future)  # the caller is gone; nothing to wake
     assert not future.done()
+
+
+def test_the_registry_makes_one_batcher_per_name_and_closes_them_all() -> None:
+    made: list[str] = []
+
+    def make(name: str) -> DynamicBatcher:
+        made.append(name)
+        return DynamicBatcher(max_batch=8, max_delay_s=0.0, max_queue=8, name=name)
+
+    registry = BatcherRegistry(make)
+    first = registry.get("a")
+    assert registry.get("a") is first
+    second = registry.get("b")
+    assert made == ["a", "b"]
+    registry.close()
+    for batcher in (first, second):
+        with pytest.raises(UnavailableError):
+            batcher.submit(rows(1, 1.0), run=lambda x: x)

@@ -303,3 +303,29 @@ class DynamicBatcher:
                 finished = p.done_rows == p.rows
             if finished:
                 p.finish()
+
+
+class BatcherRegistry:
+    """One DynamicBatcher per model name, made by `make(name)` on first use (a reload may add
+    names). One batcher serves every version of a name; each request brings its version's
+    `run`, so batches never mix versions."""
+
+    def __init__(self, make: Callable[[str], DynamicBatcher]) -> None:
+        self._make = make
+        self._batchers: dict[str, DynamicBatcher] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> DynamicBatcher:
+        batcher = self._batchers.get(name)
+        if batcher is not None:
+            return batcher
+        with self._lock:
+            if name not in self._batchers:
+                self._batchers[name] = self._make(name)
+            return self._batchers[name]
+
+    def close(self) -> None:
+        with self._lock:
+            batchers = list(self._batchers.values())
+        for batcher in batchers:
+            batcher.close()

@@ -12,8 +12,6 @@ keeps its caller's deadline and cancellation in a `calls.CallState`.
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,7 +25,7 @@ from poseaug_service.augmentation import (
     AugmentJob,
     parse_augment,
 )
-from poseaug_service.batcher import DynamicBatcher, Pending
+from poseaug_service.batcher import BatcherRegistry, DynamicBatcher, Pending
 from poseaug_service.calls import CallState, instrumented
 from poseaug_service.config import ServerConfig
 from poseaug_service.errors import (
@@ -36,12 +34,12 @@ from poseaug_service.errors import (
     InvalidArgumentError,
     ServiceError,
 )
-from poseaug_service.keypoint_formats import H36M_JOINT_NAMES, H36M_PARENTS, INPUT_FORMATS
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
 from poseaug_service.limits import INLINE_PARSE_BYTES
 from poseaug_service.loop_waker import LoopWaker
 from poseaug_service.metrics import Metrics
-from poseaug_service.runtime import LoadedModel, ModelRepository
+from poseaug_service.model_info import model_info
+from poseaug_service.runtime import ModelRepository
 from poseaug_service.tensors import require_finite_result
 
 # Lift messages of one stream being processed at once (validated and queued ahead).
@@ -59,11 +57,10 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         self.metrics = metrics
         self.active_calls = 0  # PoseAugService calls being handled (touched on the loop only)
         self.closing = False  # set by the server's graceful stop: new calls get UNAVAILABLE
-        self.batchers: dict[str, DynamicBatcher] = {}
+        self.batchers = BatcherRegistry(self._new_batcher)
         self._waker = LoopWaker(asyncio.get_running_loop())  # built on the serving loop
-        self._batchers_lock = threading.Lock()
         for name in repo.models:
-            self._batcher(name)
+            self.batchers.get(name)
         augment_batch = metrics.batch_size
         self.augment = AugmentEngine(
             max_jobs=config.max_queue,
@@ -82,32 +79,19 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         return self.config.max_message_bytes * 15 // 16
 
     def close(self) -> None:
-        with self._batchers_lock:
-            batchers = list(self.batchers.values())
-        for batcher in batchers:
-            batcher.close()
+        self.batchers.close()
         self.pool.shutdown(wait=True)
 
-    def _batcher(self, name: str) -> DynamicBatcher:
-        """The lift batcher of a model name, created on first use (a reload may add names).
-
-        One batcher serves every version of a name; each request carries its version's
-        session, so batches never mix versions."""
-        batcher = self.batchers.get(name)
-        if batcher is not None:
-            return batcher
-        with self._batchers_lock:
-            if name not in self.batchers:
-                config = self.config
-                self.batchers[name] = DynamicBatcher(
-                    max_batch=config.max_batch,
-                    max_delay_s=config.max_queue_delay_us / 1e6,
-                    max_queue=config.max_queue,
-                    workers=config.batch_workers,
-                    stats=self.metrics.batch_stats(name),
-                    name=f"lift-{name}",
-                )
-            return self.batchers[name]
+    def _new_batcher(self, name: str) -> DynamicBatcher:
+        config = self.config
+        return DynamicBatcher(
+            max_batch=config.max_batch,
+            max_delay_s=config.max_queue_delay_us / 1e6,
+            max_queue=config.max_queue,
+            workers=config.batch_workers,
+            stats=self.metrics.batch_stats(name),
+            name=f"lift-{name}",
+        )
 
     async def _blocking(self, size: int, fn: Callable, *args):
         """fn(*args) inline when the payload is small, else in the worker pool."""
@@ -119,7 +103,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     def _submit(self, parsed: LiftInput, call: CallState):
         """Queue a parsed request; returns what `_collect` needs to await its answer."""
         future = asyncio.get_running_loop().create_future()
-        batcher = self._batcher(parsed.model.name)
+        batcher = self.batchers.get(parsed.model.name)
         resolve = self._waker.resolve
         model = parsed.model
         pending = batcher.submit(
@@ -309,29 +293,11 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                 yield poseaug_pb2.StreamAugmentResponse(chunk=response, offset=start)
 
     # --- model info ------------------------------------------------------------------------
-    def _info(self, model: LoadedModel, default_name: str) -> poseaug_pb2.ModelInfo:
-        """ModelInfo from a manifest that manifest_schema.py has checked (types and sizes)."""
-        manifest = model.bundle.manifest
-        joints = manifest.get("joints") or {}
-        return poseaug_pb2.ModelInfo(
-            name=model.name,
-            version=model.version,
-            is_default=model.name == default_name,
-            joint_names=joints.get("names") or H36M_JOINT_NAMES,
-            joint_parents=joints.get("parents") or H36M_PARENTS,
-            input_formats=INPUT_FORMATS,
-            providers=model.providers,
-            has_augmentor=model.augmentor is not None,
-            metrics={k: float(v) for k, v in (manifest.get("metrics") or {}).items()},
-            manifest_json=model.bundle.manifest_text or json.dumps(manifest),
-            lifter_input=model.lifter_input,
-        )
-
     @instrumented("ListModels")
     async def ListModels(self, request, context):  # noqa: N802 (gRPC method name)
         state = self.repo.state
         return poseaug_pb2.ListModelsResponse(
-            models=[self._info(m, state.default_name) for m in state.models.values()],
+            models=[model_info(m, state.default_name) for m in state.models.values()],
             default_model=state.default_name,
             refused=[
                 poseaug_pb2.RefusedBundle(name=name, reason=reason)
@@ -343,7 +309,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     async def GetModelInfo(self, request, context):  # noqa: N802 (gRPC method name)
         state = self.repo.state
         model = resolve_model(state, request.model)
-        return poseaug_pb2.GetModelInfoResponse(model=self._info(model, state.default_name))
+        return poseaug_pb2.GetModelInfoResponse(model=model_info(model, state.default_name))
 
 
 def _cancel_submitted(submitted: tuple) -> None:
