@@ -6,12 +6,13 @@ import grpc
 import numpy as np
 import pytest
 
-from poseaug_client import ClientConfig, PoseAugClient, PoseAugError, chunk_seed
+from poseaug_client import ClientConfig, PoseAugClient, PoseAugError
 from poseaug_client.channel import channel_options, channel_targets
 from poseaug_client.config import parse_servers
-from poseaug_client.requests import (
+from poseaug_client.jobs import (
     augment_outputs_per_call,
     chunk_bounds,
+    chunk_seed,
     lift_chunk_size,
     stream_sources_per_call,
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from poseaug_service.batcher import DynamicBatcher
+from tests.support.batching import BlockingBatcher
 from tests.support.bundles import make_bundle
 
 
@@ -35,7 +35,7 @@ def test_queued_requests_of_two_versions_run_on_their_own_sessions(tmp_path: Pat
     def refuse(x: np.ndarray) -> np.ndarray:
         raise AssertionError("every request names its version")
 
-    batcher = DynamicBatcher(refuse, max_batch=64, max_delay_s=0.0, max_queue=64, name="swap")
+    batcher = BlockingBatcher(refuse, max_batch=64, max_delay_s=0.0, max_queue=64, name="swap")
     rng = np.random.default_rng(2)
     inputs = [rng.uniform(-1, 1, (1 + i % 4, 17, 2)).astype(np.float32) for i in range(24)]
     # old, old, new, new, old, old, ... the order of a swap under concurrent callers

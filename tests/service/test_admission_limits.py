@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -23,7 +24,7 @@ from poseaug_service.prescan import (
     lift_check,
     stream_lift_check,
 )
-from poseaug_service.wire import RequestReader
+from poseaug_service.request_reader import RequestReader
 from tests.support.metrics import scrape
 from tests.support.protos import lift_request, tensor
 from tests.support.server import running_server
@@ -100,6 +101,20 @@ def test_loop_lag_is_published(server) -> None:
 def test_metrics_stay_on_loopback_unless_asked() -> None:
     assert parse_config(["--host", "0.0.0.0"]).metrics_host == "127.0.0.1"
     assert parse_config(["--metrics-host", "0.0.0.0"]).metrics_host == "0.0.0.0"
+
+
+def test_every_setting_has_a_flag_and_the_dataclass_defaults() -> None:
+    """The flags fill the dataclass field by field; without flags every field keeps the
+    dataclass's default (they are written once, in ServerConfig)."""
+    from dataclasses import fields
+
+    from poseaug_service.config import ServerConfig, build_parser
+
+    dests = {a.dest for a in build_parser()._actions}
+    assert {f.name for f in fields(ServerConfig)} <= dests
+    assert parse_config([]) == ServerConfig(models=Path("models"))
+    flipped = parse_config(["--models", "m", "--ort-spinning", "--grace-s", "2.5"])
+    assert flipped == ServerConfig(models=Path("m"), ort_spinning=True, grace_s=2.5)
 
 
 def test_budget_must_hold_one_largest_request() -> None:

@@ -14,9 +14,12 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
-from poseaug_service.batcher import DynamicBatcher
+from poseaug_service.batcher import BatcherRegistry, DynamicBatcher
+from poseaug_service.errors import UnavailableError
 from poseaug_service.loop_waker import LoopWaker
+from tests.support.batching import BlockingBatcher
 
 LONG = 20.0  # a max delay no passing test waits for
 
@@ -43,7 +46,7 @@ def rows(n: int, value: float) -> np.ndarray:
 
 def test_a_lone_caller_is_not_held_back() -> None:
     rec = Recorder()
-    batcher = DynamicBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
     try:
         start = time.perf_counter()
         out = batcher.run(rows(3, 1.0))
@@ -56,7 +59,7 @@ def test_a_lone_caller_is_not_held_back() -> None:
 
 def test_queued_requests_wait_for_a_caller_being_answered_then_run_together() -> None:
     rec = Recorder()
-    batcher = DynamicBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
     try:
         first = batcher.submit(rows(1, 1.0))
         assert first.done.wait(5), "a lone caller runs at once"
@@ -80,7 +83,7 @@ def test_queued_requests_wait_for_a_caller_being_answered_then_run_together() ->
 
 def test_the_hold_ends_at_the_max_delay() -> None:
     rec = Recorder()
-    batcher = DynamicBatcher(rec.fn("run"), max_batch=64, max_delay_s=0.3, max_queue=8)
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=64, max_delay_s=0.3, max_queue=8)
     try:
         first = batcher.submit(rows(1, 1.0))
         assert first.done.wait(5)
@@ -95,7 +98,7 @@ def test_the_hold_ends_at_the_max_delay() -> None:
 
 def test_cancel_and_release_are_idempotent_and_free_the_hold() -> None:
     rec = Recorder()
-    batcher = DynamicBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=64, max_delay_s=LONG, max_queue=8)
     try:
         first = batcher.submit(rows(1, 1.0))
         assert first.done.wait(5)
@@ -115,7 +118,7 @@ def test_cancel_and_release_are_idempotent_and_free_the_hold() -> None:
 def test_busy_runs_only_while_other_callers_are_in_flight() -> None:
     rec = Recorder()
     idle, busy = rec.fn("idle"), rec.fn("busy")
-    batcher = DynamicBatcher(idle, max_batch=64, max_delay_s=0.0, max_queue=8)
+    batcher = BlockingBatcher(idle, max_batch=64, max_delay_s=0.0, max_queue=8)
     try:
         alone = batcher.submit(rows(2, 1.0), run=idle, run_busy=busy)
         np.testing.assert_array_equal(batcher.wait(alone), rows(2, 2.0))
@@ -173,3 +176,21 @@ def test_loop_waker_after_the_loop_closed_does_not_raise() -> None:
     loop.close()
     waker.resolve(future)  # the caller is gone; nothing to wake
     assert not future.done()
+
+
+def test_the_registry_makes_one_batcher_per_name_and_closes_them_all() -> None:
+    made: list[str] = []
+
+    def make(name: str) -> DynamicBatcher:
+        made.append(name)
+        return DynamicBatcher(max_batch=8, max_delay_s=0.0, max_queue=8, name=name)
+
+    registry = BatcherRegistry(make)
+    first = registry.get("a")
+    assert registry.get("a") is first
+    second = registry.get("b")
+    assert made == ["a", "b"]
+    registry.close()
+    for batcher in (first, second):
+        with pytest.raises(UnavailableError):
+            batcher.submit(rows(1, 1.0), run=lambda x: x)

@@ -10,8 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from poseaug_training.poseaug.augmentor import Augmentor
-from poseaug_training.poseaug.augmentor_onnx import (
+from poseaug_training.export.augmentor_onnx import (
     INPUT_NAMES,
     MAX_BYTES,
     OUTPUT_NAMES,
@@ -19,6 +18,7 @@ from poseaug_training.poseaug.augmentor_onnx import (
     export_augmentor,
     export_augmentor_from_state,
 )
+from poseaug_training.poseaug.augmentor import Augmentor
 from tests.training.poseaug_helpers import random_poses, random_roots
 
 OPS_CASES = [

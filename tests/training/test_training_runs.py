@@ -190,9 +190,9 @@ def test_eval_and_export_round_trip(fake_h36m: Path, tmp_path: Path) -> None:
     onnx.checker.check_model(str(bundle / "lifter.onnx"))
 
     # The exported lifter answers like the checkpoint, for any batch size.
-    from poseaug_training.pipeline import _load_estimator
+    from poseaug_training.train.checkpoint import load_estimator
 
-    model, _ = _load_estimator(run / "checkpoint.pt")
+    model, _ = load_estimator(run / "checkpoint.pt")
     sess = ort.InferenceSession(str(bundle / "lifter.onnx"), providers=["CPUExecutionProvider"])
     for n in (1, 7):
         kp = np.random.default_rng(n).normal(0, 0.3, (n, 17, 2)).astype(np.float32)

@@ -86,9 +86,9 @@ def test_wild_recipe_trains_resumes_exports_and_evaluates(fake_h36m: Path, tmp_p
     assert (bundle / "augmentor.onnx").is_file()
 
     # The bundle answers like the checkpoint, missing joints included ...
-    from poseaug_training.pipeline import _load_estimator
+    from poseaug_training.train.checkpoint import load_estimator
 
-    net, _ = _load_estimator(pa / "checkpoint.pt")
+    net, _ = load_estimator(pa / "checkpoint.pt")
     sess = ort.InferenceSession(str(bundle / "lifter.onnx"), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     kp = np.concatenate([rng.normal(0, 0.3, (9, 17, 2)), np.ones((9, 17, 1))], -1)

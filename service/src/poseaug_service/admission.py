@@ -2,12 +2,12 @@
 
 With tokens, an interceptor sees every call's method and metadata first: a call that needs a
 token and has no accepted one is refused UNAUTHENTICATED by a handler that never reads the
-request, so it holds no slot and no buffer beyond what HTTP/2 flow control lets in. Every other
-call takes a slot of its method's pool (limits.py) before its request is read (wire.py does,
-for its whole life): PoseAugService and reflection share `--max-concurrent-rpcs` (and
-`--max-rpcs-per-peer`), health Check and Watch have small pools of their own, so health
-callers can never take the service's slots nor the service theirs. Request messages are then
-read under the byte budget below.
+request, so it holds no slot and no buffer beyond what HTTP/2 flow control lets in. Every
+other call takes a slot of its method's pool (limits.py) before its request is read
+(request_reader.py does, for its whole life): PoseAugService and reflection share
+`--max-concurrent-rpcs` (and `--max-rpcs-per-peer`), health Check and Watch have small pools
+of their own, so health callers can never take the service's slots nor the service theirs.
+Request messages are then read under the byte budget below.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.contract import MAX_AUGMENT_COUNT, augment_row_bytes
 from poseaug_service.camera import Camera, camera_from_proto, project
 from poseaug_service.errors import (
     CancelledError,
@@ -31,19 +32,13 @@ from poseaug_service.noise import OP_BA, OP_BL, OP_RT, standard_normal
 from poseaug_service.runtime import AUGMENTOR_OUTPUTS, LoadedModel, ModelRepository
 from poseaug_service.tensors import to_array, to_tensor
 
-MAX_COUNT = 1024
 MAX_STREAM_ROWS = 2**31
-DEFAULT_CHUNK = 4096
-MAX_CHUNK = 65_536
 ROOT_RELATIVE_DEPTH = 5.0  # metres in front of the camera for root-relative sources
 _OP_INDEX = {
     poseaug_pb2.AUGMENT_OP_BA: OP_BA,
     poseaug_pb2.AUGMENT_OP_BL: OP_BL,
     poseaug_pb2.AUGMENT_OP_RT: OP_RT,
 }
-# float32 values per output row: pose3d, keypoints2d, then parameters of BA, BL, RT.
-_ROW_FLOATS = (17 * 3, 17 * 2)
-_PARAM_FLOATS = (16 * 3, 16, 3 + 3)
 
 
 @dataclass(frozen=True)
@@ -64,10 +59,7 @@ class AugmentJob:
         return self.poses.shape[0] * self.count
 
     def response_bytes(self, rows: int) -> int:
-        floats = sum(_ROW_FLOATS) + sum(
-            f for f, on in zip(_PARAM_FLOATS, self.ops, strict=True) if on
-        )
-        return 4 * floats * rows
+        return augment_row_bytes(self.ops) * rows
 
     def rows(self, start: int, stop: int, run: Callable[[dict], list]) -> dict[str, np.ndarray]:
         """Compute output rows [start, stop); `run` executes the augmentor on a feed dict."""
@@ -138,8 +130,10 @@ def parse_augment(
     model = resolve_model(repo, req.model, prefix)
     if model.augmentor is None:
         raise FailedPreconditionError(f"{prefix}model", f"bundle {model.name!r} has no augmentor")
-    if req.count > MAX_COUNT:
-        raise InvalidArgumentError(f"{prefix}count", f"must be 0..{MAX_COUNT}, got {req.count}")
+    if req.count > MAX_AUGMENT_COUNT:
+        raise InvalidArgumentError(
+            f"{prefix}count", f"must be 0..{MAX_AUGMENT_COUNT}, got {req.count}"
+        )
     count = max(1, req.count)
     if req.seed < 0:
         raise InvalidArgumentError(f"{prefix}seed", f"must be in [0, 2^63), got {req.seed}")

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from poseaug_service.config import TOKEN_ENV
+from poseaug_client.contract import TOKEN_ENV
 
 log = logging.getLogger(__name__)
 

@@ -88,11 +88,11 @@ class Pending:
 
 
 class DynamicBatcher:
-    """Queue + worker threads around one `run` function (for example an ORT lifter session)."""
+    """Queue + worker threads; each request brings the `run` function it is computed with
+    (for example its model version's ORT lifter session)."""
 
     def __init__(
         self,
-        run: RunFn,
         max_batch: int,
         max_delay_s: float,
         max_queue: int,
@@ -100,7 +100,6 @@ class DynamicBatcher:
         stats: BatchStats | None = None,
         name: str = "batcher",
     ) -> None:
-        self._run = run
         self._max_batch = max_batch
         self._max_delay = max_delay_s
         self._max_queue = max_queue
@@ -124,18 +123,19 @@ class DynamicBatcher:
         self,
         inputs: np.ndarray,
         is_active: Callable[[], bool] = lambda: True,
-        run: RunFn | None = None,
+        *,
+        run: RunFn,
         on_done: Callable[[], None] | None = None,
         run_busy: RunFn | None = None,
     ) -> Pending:
-        """Queue `inputs` [n, ...] for `run` (default: the batcher's); raises
+        """Queue `inputs` [n, ...] for `run`; raises
         ResourceExhaustedError when the queue is full. `on_done` is called once, from the
         thread that answers the request (a worker, or the caller of `cancel`). The caller
-        must `release` the request when it is done with it (`wait` does that itself)."""
+        must `release` the request when it is done with it."""
         pending = Pending(
             inputs=inputs,
             is_active=is_active,
-            run=run or self._run,
+            run=run,
             on_done=on_done,
             run_busy=run_busy,
         )
@@ -176,22 +176,6 @@ class DynamicBatcher:
             pending.cancelled = True
             pending.error = CancelledError("", "call cancelled or deadline exceeded")
             pending.finish()
-
-    def wait(self, pending: Pending, timeout: float | None = None) -> np.ndarray:
-        """Block until the request's rows are all computed; returns [n, ...] outputs."""
-        try:
-            if not pending.done.wait(timeout):
-                self.cancel(pending)
-                raise CancelledError("", "deadline exceeded while queued")
-        finally:
-            self.release(pending)
-        if pending.error is not None:
-            raise pending.error
-        assert pending.outputs is not None
-        return pending.outputs
-
-    def run(self, inputs: np.ndarray, is_active: Callable[[], bool] = lambda: True) -> np.ndarray:
-        return self.wait(self.submit(inputs, is_active))
 
     def close(self) -> None:
         """Stop the workers after the queue drains; later submits get UNAVAILABLE."""
@@ -319,3 +303,29 @@ class DynamicBatcher:
                 finished = p.done_rows == p.rows
             if finished:
                 p.finish()
+
+
+class BatcherRegistry:
+    """One DynamicBatcher per model name, made by `make(name)` on first use (a reload may add
+    names). One batcher serves every version of a name; each request brings its version's
+    `run`, so batches never mix versions."""
+
+    def __init__(self, make: Callable[[str], DynamicBatcher]) -> None:
+        self._make = make
+        self._batchers: dict[str, DynamicBatcher] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> DynamicBatcher:
+        batcher = self._batchers.get(name)
+        if batcher is not None:
+            return batcher
+        with self._lock:
+            if name not in self._batchers:
+                self._batchers[name] = self._make(name)
+            return self._batchers[name]
+
+    def close(self) -> None:
+        with self._lock:
+            batchers = list(self._batchers.values())
+        for batcher in batchers:
+            batcher.close()

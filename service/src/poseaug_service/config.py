@@ -4,16 +4,16 @@ start the real server with exactly the flags an operator would use."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
+from poseaug_client.contract import TOKEN_ENV
 from poseaug_service.limits import PARSE_COST
 
 DEFAULT_MAX_POSES_PER_REQUEST = 1_048_576
 DEFAULT_MAX_MESSAGE_MB = 256
 DEFAULT_MAX_INFLIGHT_MB = 1024
 DEFAULT_REQUEST_ARRIVAL_S = 10.0
-TOKEN_ENV = "POSEAUG_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -72,27 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve PoseAug model bundles (lifting and augmentation) over gRPC.",
     )
     p.add_argument("--models", type=Path, default=Path("models"), help="model repository folder")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (gRPC and metrics)")
-    p.add_argument("--port", type=int, default=50051, help="gRPC port (0 picks a free one)")
-    p.add_argument("--metrics-port", type=int, default=0, help="Prometheus HTTP port; 0 disables")
+    p.add_argument("--host", help="address to bind (gRPC and metrics)")
+    p.add_argument("--port", type=int, help="gRPC port (0 picks a free one)")
+    p.add_argument("--metrics-port", type=int, help="Prometheus HTTP port; 0 disables")
     p.add_argument(
         "--metrics-host",
-        default="127.0.0.1",
         help="address of /metrics (no authentication): loopback unless set, whatever --host is",
     )
-    p.add_argument("--default-model", default="", help="overrides the manifest's default flag")
+    p.add_argument("--default-model", help="overrides the manifest's default flag")
     p.add_argument(
         "--providers",
         choices=("auto", "cpu", "cuda"),
-        default="auto",
         help="ONNX Runtime providers: auto = CUDA when it loads, else CPU; cuda = fail without it",
     )
-    p.add_argument("--intra-op-threads", type=int, default=0, help="ORT intra-op threads; 0 = ORT")
-    p.add_argument("--inter-op-threads", type=int, default=0, help="ORT inter-op threads; 0 = ORT")
+    p.add_argument("--intra-op-threads", type=int, help="ORT intra-op threads; 0 = ORT")
+    p.add_argument("--inter-op-threads", type=int, help="ORT inter-op threads; 0 = ORT")
     p.add_argument(
         "--busy-intra-op-threads",
         type=int,
-        default=0,
         help="ORT intra-op threads of CPU lifter runs made while other calls are in flight "
         "(a second session of the same model); 0 = all cores but one, which the event loop "
         "answering those calls needs",
@@ -105,80 +102,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--event-loop",
         choices=("auto", "uvloop", "asyncio"),
-        default="auto",
         help="the loop every RPC runs on: uvloop (libuv, about a fifth less CPU per call) or "
         "the standard library's; auto = uvloop when it is installed",
     )
     p.add_argument(
         "--grpc-workers",
         type=int,
-        default=8,
         help="threads for blocking work off the event loop: parsing and answering large "
         "requests, augmentor runs",
     )
     p.add_argument(
         "--max-concurrent-rpcs",
         type=int,
-        default=1024,
         help="PoseAugService and reflection calls admitted at once (health has its own "
         "slots); RESOURCE_EXHAUSTED beyond it",
     )
     p.add_argument(
         "--max-rpcs-per-peer",
         type=int,
-        default=0,
         help="of those, the most one peer address may hold; 0 = no per-peer bound (behind a "
         "proxy every call comes from one address)",
     )
     p.add_argument(
         "--max-inflight-mb",
         type=int,
-        default=DEFAULT_MAX_INFLIGHT_MB,
         help="server-wide budget for request messages being handled, MiB, counting each "
         "request as PARSE_COST times its size; RESOURCE_EXHAUSTED before parsing beyond it",
     )
     p.add_argument(
         "--request-arrival-s",
         type=float,
-        default=DEFAULT_REQUEST_ARRIVAL_S,
         help="a call whose request message has not fully arrived this long after the call "
         "began is cut (DEADLINE_EXCEEDED)",
     )
-    p.add_argument("--batch-workers", type=int, default=1, help="threads running ORT sessions")
-    p.add_argument(
-        "--max-batch", type=int, default=1024, help="poses per ORT run (1 = no batching)"
-    )
+    p.add_argument("--batch-workers", type=int, help="threads running ORT sessions")
+    p.add_argument("--max-batch", type=int, help="poses per ORT run (1 = no batching)")
     p.add_argument(
         "--max-queue-delay-us",
         type=int,
-        default=2000,
         help="longest wait for more callers before a batch runs, microseconds; a worker only "
         "waits when other calls are in flight, so a lone caller never waits (0 = never wait)",
     )
     p.add_argument(
         "--max-queue",
         type=int,
-        default=256,
         help="pending lift requests per model, and augmentation jobs; RESOURCE_EXHAUSTED beyond",
     )
     p.add_argument(
         "--max-poses-per-request",
         type=int,
-        default=DEFAULT_MAX_POSES_PER_REQUEST,
         help="largest N (Lift2Dto3D) and N*count (Augment) of a unary request",
     )
     p.add_argument(
         "--max-message-mb",
         type=int,
-        default=DEFAULT_MAX_MESSAGE_MB,
         help="gRPC max receive/send message size, MiB",
     )
-    p.add_argument("--grace-s", type=float, default=30.0, help="drain time for in-flight calls")
-    p.add_argument("--log-level", default="INFO", help="Python logging level")
+    p.add_argument("--grace-s", type=float, help="drain time for in-flight calls")
+    p.add_argument("--log-level", help="Python logging level")
     p.add_argument(
         "--health-port",
         type=int,
-        default=0,
         help="extra plaintext port serving only grpc.health.v1 (for kubelet gRPC probes and "
         "Docker HEALTHCHECK, which cannot do TLS or tokens); 0 = none",
     )
@@ -203,17 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument(
         "--reload-interval-s",
         type=float,
-        default=0.0,
         help="rescan --models this often and swap in new or changed bundles once they load "
         "and verify; 0 = only on SIGHUP",
     )
     ops.add_argument(
         "--max-connection-age-s",
         type=float,
-        default=0.0,
         help="close client connections after this age (GOAWAY) so clients re-resolve DNS and "
         "spread over new replicas; 0 = never",
     )
+    # The defaults are the dataclass's, written once.
+    p.set_defaults(**{f.name: f.default for f in fields(ServerConfig) if f.default is not MISSING})
     return p
 
 
@@ -264,37 +248,4 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         )
     if a.health_port and a.health_port == a.port:
         parser.error("--health-port must differ from --port")
-    return ServerConfig(
-        models=a.models,
-        host=a.host,
-        port=a.port,
-        metrics_port=a.metrics_port,
-        metrics_host=a.metrics_host,
-        default_model=a.default_model,
-        providers=a.providers,
-        intra_op_threads=a.intra_op_threads,
-        inter_op_threads=a.inter_op_threads,
-        busy_intra_op_threads=a.busy_intra_op_threads,
-        ort_spinning=a.ort_spinning,
-        event_loop=a.event_loop,
-        grpc_workers=a.grpc_workers,
-        max_concurrent_rpcs=a.max_concurrent_rpcs,
-        max_rpcs_per_peer=a.max_rpcs_per_peer,
-        max_inflight_mb=a.max_inflight_mb,
-        request_arrival_s=a.request_arrival_s,
-        batch_workers=a.batch_workers,
-        max_batch=a.max_batch,
-        max_queue_delay_us=a.max_queue_delay_us,
-        max_queue=a.max_queue,
-        max_poses_per_request=a.max_poses_per_request,
-        max_message_mb=a.max_message_mb,
-        grace_s=a.grace_s,
-        log_level=a.log_level,
-        health_port=a.health_port,
-        tls_cert=a.tls_cert,
-        tls_key=a.tls_key,
-        tls_client_ca=a.tls_client_ca,
-        token_file=a.token_file,
-        reload_interval_s=a.reload_interval_s,
-        max_connection_age_s=a.max_connection_age_s,
-    )
+    return ServerConfig(**{f.name: getattr(a, f.name) for f in fields(ServerConfig)})

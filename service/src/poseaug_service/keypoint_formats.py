@@ -13,45 +13,14 @@ import numpy as np
 
 from poseaug.v1 import poseaug_pb2
 
-# The output joint order is part of the contract the client package carries with the stubs.
-from poseaug_client.formats import H36M_JOINT_NAMES, H36M_PARENTS, NUM_JOINTS  # noqa: F401
-
-COCO_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-MPII_NAMES: tuple[str, ...] = (
-    "right_ankle",
-    "right_knee",
-    "right_hip",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "pelvis",
-    "thorax",
-    "upper_neck",
-    "head_top",
-    "right_wrist",
-    "right_elbow",
-    "right_shoulder",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
+# The output joint order and the input layouts are part of the contract the client package
+# carries with the stubs.
+from poseaug_client.contract import (  # noqa: F401
+    COCO_NAMES,
+    H36M_JOINT_NAMES,
+    H36M_PARENTS,
+    MPII_NAMES,
+    NUM_JOINTS,
 )
 
 _LIMBS = (

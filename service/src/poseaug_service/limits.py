@@ -2,7 +2,7 @@
 message may take to arrive, which slots it takes, whether it needs a token.
 
 Every limit of the admission layer is defined here once (flags set the server-wide ones in
-config.py); admission.py enforces them, wire.py reads and parses messages under them.
+config.py); admission.py enforces them, request_reader.py reads and parses messages under them.
 """
 
 from __future__ import annotations

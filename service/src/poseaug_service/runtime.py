@@ -268,10 +268,6 @@ class RepositoryState:
     default_name: str
     refused: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def default(self) -> LoadedModel:
-        return self.models[self.default_name]
-
     def get(self, name: str) -> LoadedModel | None:
         return self.models.get(name or self.default_name)
 
@@ -313,18 +309,6 @@ class ModelRepository:
     @property
     def models(self) -> Mapping[str, LoadedModel]:
         return self._state.models
-
-    @property
-    def default_name(self) -> str:
-        return self._state.default_name
-
-    @property
-    def refused(self) -> Mapping[str, str]:
-        return self._state.refused
-
-    @property
-    def default(self) -> LoadedModel:
-        return self._state.default
 
     def get(self, name: str) -> LoadedModel | None:
         return self._state.get(name)

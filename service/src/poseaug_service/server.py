@@ -33,10 +33,10 @@ from poseaug_service.loop_lag import LoopLagMonitor
 from poseaug_service.metrics import Metrics
 from poseaug_service.prescan import prechecks
 from poseaug_service.reload import ModelReloader
+from poseaug_service.request_reader import RequestReader, add_servicer_safely
 from poseaug_service.runtime import ModelRepository, ReloadReport
 from poseaug_service.servicer import PoseAugServicer
 from poseaug_service.tls import server_credentials
-from poseaug_service.wire import RequestReader, add_servicer_safely
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,12 @@ class PoseAugServer:
         self.repo = repo
         self.metrics = Metrics()
         self.metrics.set_models({n: m.version for n, m in repo.models.items()})
-        self.metrics.set_refused(dict(repo.refused))
+        self.metrics.set_refused(dict(repo.state.refused))
         self.servicer = PoseAugServicer(config, repo, self.metrics)
         # Admission (admission.py): with tokens, the token from the metadata before any
-        # request byte is read; then (wire.py) a slot of the method's pool, each message read
-        # in time, within its size and the byte budget, big ones parsed off the event loop.
+        # request byte is read; then (request_reader.py) a slot of the method's pool, each
+        # message read in time, within its size and the byte budget, big ones parsed off the
+        # event loop.
         tokens = token_store(config.token_file)
         refusals = self.metrics.admission_refusals
 
@@ -204,7 +205,7 @@ class PoseAugServer:
             if model is not None:
                 log.info("now serving %s version %s", name, model.version or "?")
         self.metrics.set_models({n: m.version for n, m in self.repo.models.items()})
-        self.metrics.set_refused(dict(self.repo.refused))
+        self.metrics.set_refused(dict(self.repo.state.refused))
 
     async def start(self) -> None:
         if self.config.metrics_port:

@@ -5,159 +5,47 @@ worker pool when it is large), queued in its model's DynamicBatcher, and the han
 future that the batch worker resolves through a LoopWaker (one loop wake-up per finished
 batch, not per caller). Augment runs its ONNX Runtime work in the worker pool.
 
-Every handler is wrapped by `_instrumented`, which turns ServiceError into the matching gRPC
-status (message naming the field) and records requests, errors, latency and in-flight calls.
+Every handler is wrapped by `calls.instrumented` (ServiceError to gRPC status, metrics) and
+keeps its caller's deadline and cancellation in a `calls.CallState`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
-import json
-import logging
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
+from poseaug_client.contract import DEFAULT_STREAM_CHUNK, MAX_STREAM_CHUNK
 from poseaug_service.augmentation import (
-    DEFAULT_CHUNK,
-    MAX_CHUNK,
     MAX_STREAM_ROWS,
     AugmentEngine,
     AugmentJob,
     parse_augment,
 )
-from poseaug_service.batcher import DynamicBatcher, Pending
+from poseaug_service.batcher import BatcherRegistry, DynamicBatcher, Pending
+from poseaug_service.calls import CallState, instrumented
 from poseaug_service.config import ServerConfig
 from poseaug_service.errors import (
     CancelledError,
     DeadlineExceededError,
     InvalidArgumentError,
     ServiceError,
-    UnavailableError,
 )
-from poseaug_service.keypoint_formats import H36M_JOINT_NAMES, H36M_PARENTS, INPUT_FORMATS
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
 from poseaug_service.limits import INLINE_PARSE_BYTES
 from poseaug_service.loop_waker import LoopWaker
 from poseaug_service.metrics import Metrics
-from poseaug_service.runtime import LoadedModel, ModelRepository
+from poseaug_service.model_info import model_info
+from poseaug_service.runtime import ModelRepository
 from poseaug_service.tensors import require_finite_result
-
-log = logging.getLogger(__name__)
 
 # Lift messages of one stream being processed at once (validated and queued ahead).
 STREAM_WINDOW = 8
 # Rows per augmentor run.
 AUGMENT_SUB_CHUNK = 8192
-_NO_DEADLINE = 1e7
-
-
-def _instrumented(method: str) -> Callable:
-    """Map errors to status codes and record metrics, for unary and server-streaming handlers.
-    Once the server is closing, new calls are refused with UNAVAILABLE (clients retry that on
-    another replica) while calls already in flight finish."""
-
-    def decorate(fn: Callable) -> Callable:
-        def begin(self) -> float:
-            self.metrics.call_metrics(method).inflight.inc()
-            self.active_calls += 1
-            if self.closing:
-                raise UnavailableError("", "server is shutting down; retry elsewhere")
-            return time.perf_counter()
-
-        def finish(self, code: grpc.StatusCode, started: float) -> None:
-            calls = self.metrics.call_metrics(method)
-            calls.inflight.dec()
-            self.active_calls -= 1
-            if code == grpc.StatusCode.OK:
-                calls.ok.inc()
-            else:
-                self.metrics.requests.labels(method, code.name).inc()
-                self.metrics.errors.labels(method, code.name).inc()
-            calls.latency.observe(time.perf_counter() - started)
-
-        def classify(exc: BaseException) -> grpc.StatusCode:
-            if isinstance(exc, ServiceError):
-                return exc.code
-            log.exception("%s failed", method, exc_info=exc)
-            return grpc.StatusCode.INTERNAL
-
-        if inspect.isasyncgenfunction(fn):
-
-            @functools.wraps(fn)
-            async def stream_wrapper(self, request, context):
-                started = time.perf_counter()
-                try:
-                    started = begin(self)
-                    async for item in fn(self, request, context):
-                        yield item
-                except (asyncio.CancelledError, GeneratorExit):
-                    finish(self, grpc.StatusCode.CANCELLED, started)
-                    raise
-                except Exception as exc:
-                    code = classify(exc)
-                    finish(self, code, started)
-                    await context.abort(code, str(exc))
-                else:
-                    finish(self, grpc.StatusCode.OK, started)
-
-            return stream_wrapper
-
-        @functools.wraps(fn)
-        async def unary_wrapper(self, request, context):
-            started = time.perf_counter()
-            try:
-                started = begin(self)
-                response = await fn(self, request, context)
-            except asyncio.CancelledError:
-                finish(self, grpc.StatusCode.CANCELLED, started)
-                raise
-            except Exception as exc:
-                code = classify(exc)
-                finish(self, code, started)
-                await context.abort(code, str(exc))
-            else:
-                finish(self, grpc.StatusCode.OK, started)
-                return response
-
-        return unary_wrapper
-
-    return decorate
-
-
-class CallState:
-    """What worker threads may ask about a call: has its caller gone? Set from the loop."""
-
-    def __init__(self, context: grpc.aio.ServicerContext) -> None:
-        remaining = context.time_remaining()
-        self.deadline = (
-            None
-            if remaining is None or remaining > _NO_DEADLINE
-            else time.perf_counter() + max(remaining, 0.0)
-        )
-        self.cancelled = False
-
-    def time_left(self) -> float | None:
-        return None if self.deadline is None else max(0.0, self.deadline - time.perf_counter())
-
-    def is_active(self) -> bool:
-        return not self.cancelled and (self.deadline is None or time.perf_counter() < self.deadline)
-
-    def past_deadline(self) -> bool:
-        return self.deadline is not None and time.perf_counter() >= self.deadline
-
-    def as_status(self, exc: CancelledError) -> ServiceError:
-        """Work dropped because the deadline passed is DEADLINE_EXCEEDED, not CANCELLED."""
-        if self.past_deadline():
-            return DeadlineExceededError("", "deadline exceeded before the work finished")
-        return exc
 
 
 class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
@@ -169,11 +57,10 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         self.metrics = metrics
         self.active_calls = 0  # PoseAugService calls being handled (touched on the loop only)
         self.closing = False  # set by the server's graceful stop: new calls get UNAVAILABLE
-        self.batchers: dict[str, DynamicBatcher] = {}
+        self.batchers = BatcherRegistry(self._new_batcher)
         self._waker = LoopWaker(asyncio.get_running_loop())  # built on the serving loop
-        self._batchers_lock = threading.Lock()
         for name in repo.models:
-            self._batcher(name)
+            self.batchers.get(name)
         augment_batch = metrics.batch_size
         self.augment = AugmentEngine(
             max_jobs=config.max_queue,
@@ -192,33 +79,19 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         return self.config.max_message_bytes * 15 // 16
 
     def close(self) -> None:
-        with self._batchers_lock:
-            batchers = list(self.batchers.values())
-        for batcher in batchers:
-            batcher.close()
+        self.batchers.close()
         self.pool.shutdown(wait=True)
 
-    def _batcher(self, name: str) -> DynamicBatcher:
-        """The lift batcher of a model name, created on first use (a reload may add names).
-
-        One batcher serves every version of a name; each request carries its version's
-        session, so batches never mix versions."""
-        batcher = self.batchers.get(name)
-        if batcher is not None:
-            return batcher
-        with self._batchers_lock:
-            if name not in self.batchers:
-                config = self.config
-                self.batchers[name] = DynamicBatcher(
-                    run=_unbound_run,
-                    max_batch=config.max_batch,
-                    max_delay_s=config.max_queue_delay_us / 1e6,
-                    max_queue=config.max_queue,
-                    workers=config.batch_workers,
-                    stats=self.metrics.batch_stats(name),
-                    name=f"lift-{name}",
-                )
-            return self.batchers[name]
+    def _new_batcher(self, name: str) -> DynamicBatcher:
+        config = self.config
+        return DynamicBatcher(
+            max_batch=config.max_batch,
+            max_delay_s=config.max_queue_delay_us / 1e6,
+            max_queue=config.max_queue,
+            workers=config.batch_workers,
+            stats=self.metrics.batch_stats(name),
+            name=f"lift-{name}",
+        )
 
     async def _blocking(self, size: int, fn: Callable, *args):
         """fn(*args) inline when the payload is small, else in the worker pool."""
@@ -230,7 +103,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     def _submit(self, parsed: LiftInput, call: CallState):
         """Queue a parsed request; returns what `_collect` needs to await its answer."""
         future = asyncio.get_running_loop().create_future()
-        batcher = self._batcher(parsed.model.name)
+        batcher = self.batchers.get(parsed.model.name)
         resolve = self._waker.resolve
         model = parsed.model
         pending = batcher.submit(
@@ -289,14 +162,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             prefix,
         )
 
-    @_instrumented("Lift2Dto3D")
+    @instrumented("Lift2Dto3D")
     async def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         parsed = await self._parse_lift(request)
         submitted = self._submit(parsed, call)
         return await self._lift_answer(parsed, submitted, call, "Lift2Dto3D", "keypoints.data")
 
-    @_instrumented("StreamLift2Dto3D")
+    @instrumented("StreamLift2Dto3D")
     async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
         """A reader task validates and queues messages ahead; answers go out in order."""
         call = CallState(context)
@@ -318,7 +191,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                         _cancel_submitted(item[1])
                         raise
                     k += 1
-            except ServiceError as exc:  # a message that did not parse (see wire.py)
+            except ServiceError as exc:  # a message that did not parse (see request_reader.py)
                 await window.put(exc)
                 return
             except asyncio.CancelledError:
@@ -368,7 +241,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             call.cancelled = True
             raise
 
-    @_instrumented("Augment")
+    @instrumented("Augment")
     async def Augment(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         job = await self._blocking(
@@ -388,14 +261,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         with self.augment.admitted():
             return await self._in_pool(call, self._augment_rows, job, 0, job.total, call, "Augment")
 
-    @_instrumented("StreamAugment")
+    @instrumented("StreamAugment")
     async def StreamAugment(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
-        if request.chunk_size > MAX_CHUNK:
+        if request.chunk_size > MAX_STREAM_CHUNK:
             raise InvalidArgumentError(
-                "chunk_size", f"must be 0..{MAX_CHUNK}, got {request.chunk_size}"
+                "chunk_size", f"must be 0..{MAX_STREAM_CHUNK}, got {request.chunk_size}"
             )
-        chunk = request.chunk_size or DEFAULT_CHUNK
+        chunk = request.chunk_size or DEFAULT_STREAM_CHUNK
         job = await self._blocking(
             len(request.request.poses3d.data),
             parse_augment,
@@ -420,29 +293,11 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                 yield poseaug_pb2.StreamAugmentResponse(chunk=response, offset=start)
 
     # --- model info ------------------------------------------------------------------------
-    def _info(self, model: LoadedModel, default_name: str) -> poseaug_pb2.ModelInfo:
-        """ModelInfo from a manifest that manifest_schema.py has checked (types and sizes)."""
-        manifest = model.bundle.manifest
-        joints = manifest.get("joints") or {}
-        return poseaug_pb2.ModelInfo(
-            name=model.name,
-            version=model.version,
-            is_default=model.name == default_name,
-            joint_names=joints.get("names") or H36M_JOINT_NAMES,
-            joint_parents=joints.get("parents") or H36M_PARENTS,
-            input_formats=INPUT_FORMATS,
-            providers=model.providers,
-            has_augmentor=model.augmentor is not None,
-            metrics={k: float(v) for k, v in (manifest.get("metrics") or {}).items()},
-            manifest_json=model.bundle.manifest_text or json.dumps(manifest),
-            lifter_input=model.lifter_input,
-        )
-
-    @_instrumented("ListModels")
+    @instrumented("ListModels")
     async def ListModels(self, request, context):  # noqa: N802 (gRPC method name)
         state = self.repo.state
         return poseaug_pb2.ListModelsResponse(
-            models=[self._info(m, state.default_name) for m in state.models.values()],
+            models=[model_info(m, state.default_name) for m in state.models.values()],
             default_model=state.default_name,
             refused=[
                 poseaug_pb2.RefusedBundle(name=name, reason=reason)
@@ -450,18 +305,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             ],
         )
 
-    @_instrumented("GetModelInfo")
+    @instrumented("GetModelInfo")
     async def GetModelInfo(self, request, context):  # noqa: N802 (gRPC method name)
         state = self.repo.state
         model = resolve_model(state, request.model)
-        return poseaug_pb2.GetModelInfoResponse(model=self._info(model, state.default_name))
+        return poseaug_pb2.GetModelInfoResponse(model=model_info(model, state.default_name))
 
 
 def _cancel_submitted(submitted: tuple) -> None:
     """Drop a request `_submit` queued whose answer nobody will collect."""
     batcher, pending, _future = submitted
     batcher.cancel(pending)
-
-
-def _unbound_run(x):
-    raise RuntimeError("every lift request brings its model version's session")

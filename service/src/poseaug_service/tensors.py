@@ -11,9 +11,8 @@ import math
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.contract import F32, to_tensor  # noqa: F401
 from poseaug_service.errors import InvalidArgumentError
-
-F32 = np.dtype("<f4")
 
 
 def to_array(
@@ -58,12 +57,6 @@ def to_array(
     if finite and not np.isfinite(array).all():
         raise InvalidArgumentError(f"{field}.data", "contains NaN or Inf")
     return array
-
-
-def to_tensor(array: np.ndarray) -> poseaug_pb2.Tensor:
-    """Pack an array as a float32 Tensor message."""
-    data = np.ascontiguousarray(array, dtype=F32)
-    return poseaug_pb2.Tensor(shape=data.shape, data=data.tobytes())
 
 
 def require_finite_result(arrays: dict[str, np.ndarray] | np.ndarray, field: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from poseaug_training.data.h36m import load_h36m
 from poseaug_training.data.pairs import PoseSet, build_pairs
+from poseaug_training.train.checkpoint import load_estimator
 from poseaug_training.train.config import TrainConfig
 from poseaug_training.train.distributed import init_distributed, shutdown_distributed
 from poseaug_training.train.trainer import Trainer
@@ -70,21 +71,6 @@ def _wild_trainer(cfg: TrainConfig, data, val: PoseSet | None, dist) -> Trainer:
     return trainer
 
 
-def _load_estimator(checkpoint: Path):
-
-    from poseaug_training.models import build_estimator
-    from poseaug_training.train.checkpoint import load_checkpoint
-
-    state = load_checkpoint(checkpoint)
-    cfg = state["config"]
-    model = build_estimator(
-        cfg["estimator"], channels=cfg["channels"], blocks=cfg["blocks"], dropout=cfg["dropout"]
-    )
-    model.load_state_dict(state["estimator"])
-    model.eval()
-    return model, state
-
-
 def evaluate_run(
     checkpoint: Path,
     data_dir: Path,
@@ -103,7 +89,7 @@ def evaluate_run(
     from poseaug_training.evaluation.protocols import evaluate
     from poseaug_training.evaluation.report import markdown_table, write_json
 
-    model, state = _load_estimator(checkpoint)
+    model, state = load_estimator(checkpoint)
     data = load_h36m(data_dir, subjects=list(subjects), with_detections="sh" in sources)
     results: dict[str, dict] = {}
     for source in sources:
@@ -210,7 +196,7 @@ def wild_evaluate_run(
             lifter, normalization = wt.bundle_lifter(path)
             source = {"bundle": path.name}
         else:
-            model, state = _load_estimator(path)
+            model, state = load_estimator(path)
             lifter = wt.torch_lifter(model)
             normalization = "camera_rays" if state["config"].get("wild") else "videopose3d_screen"
             source = {"checkpoint": path.name, "train_config": state["config"]}

@@ -16,7 +16,6 @@ from poseaug_client.client import PoseAugClient
 from poseaug_client.config import ClientConfig
 from poseaug_client.errors import PoseAugError
 from poseaug_client.formats import H36M_JOINT_NAMES, H36M_PARENTS
-from poseaug_client.requests import chunk_seed
 from poseaug_client.results import AugmentChunk, AugmentResult, LiftResult, ModelInfo
 from poseaug_client.version import __version__
 
@@ -33,5 +32,4 @@ __all__ = [
     "PoseAugClient",
     "PoseAugError",
     "__version__",
-    "chunk_seed",
 ]

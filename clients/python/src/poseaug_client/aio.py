@@ -22,8 +22,7 @@ from poseaug_client.checks import (
 from poseaug_client.client import DEFAULT_OPS
 from poseaug_client.config import DEFAULT_SERVER, ClientConfig
 from poseaug_client.errors import PoseAugError
-from poseaug_client.progress import ProgressOption, progress_bar
-from poseaug_client.requests import (
+from poseaug_client.jobs import (
     AugmentJob,
     ImageSizeLike,
     augment_outputs_per_call,
@@ -38,6 +37,7 @@ from poseaug_client.requests import (
     stream_augment_requests,
     stream_sources_per_call,
 )
+from poseaug_client.progress import ProgressOption, progress_bar
 from poseaug_client.results import (
     AugmentChunk,
     AugmentResult,

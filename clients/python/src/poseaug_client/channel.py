@@ -106,7 +106,3 @@ class EndpointPool:
 
     def next(self) -> Endpoint:
         return next(self._cycle)
-
-    @property
-    def description(self) -> str:
-        return ", ".join(self.config.servers)

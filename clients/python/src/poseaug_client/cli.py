@@ -19,7 +19,8 @@ import numpy as np
 
 from poseaug_client.cameras import Camera
 from poseaug_client.client import PoseAugClient
-from poseaug_client.config import DEFAULT_SERVER, TOKEN_ENV
+from poseaug_client.config import DEFAULT_SERVER
+from poseaug_client.contract import MAX_STREAM_CHUNK, TOKEN_ENV
 from poseaug_client.errors import PoseAugError
 from poseaug_client.files import (
     CLIError,
@@ -29,7 +30,8 @@ from poseaug_client.files import (
     write_lift_output,
 )
 from poseaug_client.formats import KEYPOINT_FORMATS
-from poseaug_client.requests import DEFAULT_IMAGE_SIZE
+from poseaug_client.jobs import DEFAULT_IMAGE_SIZE
+from poseaug_client.results import concat_augment
 from poseaug_client.version import __version__
 
 SERVER_ENV = "POSEAUG_SERVER"
@@ -335,21 +337,20 @@ def run_augment(args: argparse.Namespace) -> int:
     poses = read_poses3d(args.input)
     with make_client(args, max_poses_per_call=args.batch_size) as client:
         if args.progress:
-            chunks = list(
-                client.augment_stream(
-                    poses,
-                    args.count,
-                    args.ops,
-                    args.seed,
-                    args.camera,
-                    args.model,
-                    chunk_size=min(args.batch_size, 65536),
-                    progress=True,
+            result_poses, keypoints, params = concat_augment(
+                list(
+                    client.augment_stream(
+                        poses,
+                        args.count,
+                        args.ops,
+                        args.seed,
+                        args.camera,
+                        args.model,
+                        chunk_size=min(args.batch_size, MAX_STREAM_CHUNK),
+                        progress=True,
+                    )
                 )
             )
-            result_poses = np.concatenate([c.poses3d for c in chunks])
-            keypoints = np.concatenate([c.keypoints2d for c in chunks])
-            params = {k: np.concatenate([c.params[k] for c in chunks]) for k in chunks[0].params}
         else:
             result_poses, keypoints, params = client.augment(
                 poses, args.count, args.ops, args.seed, args.camera, args.model

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from poseaug_client.contract import TOKEN_ENV
 from poseaug_client.errors import invalid_argument
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 DEFAULT_PORT = 50051
-TOKEN_ENV = "POSEAUG_TOKEN"
 #: Same ceiling as the server's: a million poses fit in one message.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 

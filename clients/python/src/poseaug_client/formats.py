@@ -5,31 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.contract import H36M_JOINT_NAMES, H36M_PARENTS, NUM_JOINTS  # noqa: F401
 from poseaug_client.errors import invalid_argument
-
-#: H36M-17 joint names, the order of every 3D pose the service returns.
-H36M_JOINT_NAMES: tuple[str, ...] = (
-    "hip",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "spine",
-    "thorax",
-    "neck_nose",
-    "head",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-)
-#: Parent of each H36M-17 joint (-1 for the root).
-H36M_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
-NUM_JOINTS = 17
 
 #: User-facing format name -> (enum value, joints per pose).
 KEYPOINT_FORMATS: dict[str, tuple[int, int]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -156,9 +157,9 @@ def augment_result(response: poseaug_pb2.AugmentResponse) -> AugmentResult:
     )
 
 
-def concat_augment(parts: list[AugmentResult]) -> AugmentResult:
-    """Join chunk results in order."""
-    if len(parts) == 1:
+def concat_augment(parts: Sequence[AugmentResult | AugmentChunk]) -> AugmentResult:
+    """Join chunk results (or streamed chunks) in order."""
+    if len(parts) == 1 and isinstance(parts[0], AugmentResult):
         return parts[0]
     names = [name for name in PARAMETER_NAMES if name in parts[0].params]
     return AugmentResult(

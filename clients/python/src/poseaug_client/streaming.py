@@ -19,7 +19,7 @@ import numpy as np
 from poseaug.v1 import poseaug_pb2
 from poseaug_client.errors import PoseAugError
 from poseaug_client.formats import NUM_JOINTS
-from poseaug_client.requests import StreamPart as Part
+from poseaug_client.jobs import StreamPart as Part
 
 
 class LiftFeed:

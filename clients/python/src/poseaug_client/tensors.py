@@ -6,6 +6,7 @@ import grpc
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.contract import F32, to_tensor  # noqa: F401
 from poseaug_client.errors import PoseAugError, invalid_argument
 
 
@@ -18,12 +19,6 @@ def as_float_array(values: object, name: str) -> np.ndarray:
     return array
 
 
-def to_tensor(array: np.ndarray) -> poseaug_pb2.Tensor:
-    """Pack an array as row-major little-endian float32 (no copy when it already is one)."""
-    packed = np.ascontiguousarray(array, dtype="<f4")
-    return poseaug_pb2.Tensor(shape=list(packed.shape), data=packed.tobytes())
-
-
 def from_tensor(tensor: poseaug_pb2.Tensor, name: str) -> np.ndarray:
     """Unpack a response tensor into a writable native float32 array."""
     shape = tuple(int(d) for d in tensor.shape)
@@ -33,4 +28,4 @@ def from_tensor(tensor: poseaug_pb2.Tensor, name: str) -> np.ndarray:
             grpc.StatusCode.INTERNAL,
             f"{name}: server sent {len(tensor.data)} bytes for shape {list(shape)}",
         )
-    return np.frombuffer(tensor.data, dtype="<f4").reshape(shape).astype(np.float32)
+    return np.frombuffer(tensor.data, dtype=F32).reshape(shape).astype(np.float32)

@@ -33,19 +33,6 @@ class EvalResult:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, kp2d: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
-    """Run the lifter in eval mode over all inputs, in batches."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    outs = [
-        model(kp2d[i : i + batch_size].to(device)).cpu() for i in range(0, len(kp2d), batch_size)
-    ]
-    model.train(was_training)
-    return torch.cat(outs)
-
-
-@torch.no_grad()
 def evaluate(
     model: nn.Module, data: PoseSet, batch_size: int = 8192, progress: bool = False
 ) -> EvalResult:

@@ -10,8 +10,7 @@ import numpy as np
 
 from poseaug_training.export.lifter_onnx import export_lifter, onnx_parity
 from poseaug_training.export.manifest import build_manifest, file_entries, write_manifest
-from poseaug_training.models import build_estimator
-from poseaug_training.train.checkpoint import load_checkpoint
+from poseaug_training.train.checkpoint import load_estimator
 
 MAX_ONNX_BYTES = 40 * 1024 * 1024
 WILD_INPUTS = (
@@ -60,13 +59,8 @@ def export_bundle(
     `evaluation_files` are evaluation.json files; a path may be given as PREFIX=PATH to set
     the metric prefix (default "h36m").
     """
-    state = load_checkpoint(checkpoint)
+    model, state = load_estimator(checkpoint)
     cfg = state["config"]
-    model = build_estimator(
-        cfg["estimator"], channels=cfg["channels"], blocks=cfg["blocks"], dropout=cfg["dropout"]
-    )
-    model.load_state_dict(state["estimator"])
-    model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     export_lifter(model, out_dir / "lifter.onnx")
@@ -78,7 +72,7 @@ def export_bundle(
     files = ["lifter.onnx"]
     augmentor_entry: dict[str, Any] | None = None
     if "augmentor" in state.get("extra", {}):
-        from poseaug_training.poseaug.augmentor_onnx import export_augmentor_from_state
+        from poseaug_training.export.augmentor_onnx import export_augmentor_from_state
 
         augmentor_entry = export_augmentor_from_state(state, out_dir / "augmentor.onnx")
         files.append("augmentor.onnx")

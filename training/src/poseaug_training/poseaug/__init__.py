@@ -3,7 +3,7 @@
 One file per piece: ``bones`` (bone vectors and forward kinematics), ``bone_angle_op`` (BA),
 ``bone_length_op`` (BL), ``rotation_translation_op`` (RT), ``augmentor`` (the generator),
 ``kcs_discriminator`` (3D), ``pose2d_discriminator`` (2D), ``history_pool``, ``losses``,
-``schedules`` and ``augmentor_onnx`` (export).
+and ``schedules``. Its ONNX export is ``poseaug_training.export.augmentor_onnx``.
 """
 
 from poseaug_training.poseaug.augmentor import (
@@ -11,7 +11,6 @@ from poseaug_training.poseaug.augmentor import (
     Augmentor,
     AugmentorOutput,
 )
-from poseaug_training.poseaug.augmentor_onnx import export_augmentor
 from poseaug_training.poseaug.history_pool import HistoryPool
 from poseaug_training.poseaug.kcs_discriminator import KCSDiscriminator
 from poseaug_training.poseaug.pose2d_discriminator import Pose2DDiscriminator
@@ -27,5 +26,4 @@ __all__ = [
     "KCSDiscriminator",
     "Pose2DDiscriminator",
     "beta",
-    "export_augmentor",
 ]

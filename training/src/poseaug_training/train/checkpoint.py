@@ -26,6 +26,20 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
     return torch.load(Path(path), map_location=device, weights_only=False)
 
 
+def load_estimator(path: Path) -> tuple[Any, dict[str, Any]]:
+    """(the checkpoint's lifter in eval mode, the checkpoint's state)."""
+    from poseaug_training.models import build_estimator
+
+    state = load_checkpoint(path)
+    cfg = state["config"]
+    model = build_estimator(
+        cfg["estimator"], channels=cfg["channels"], blocks=cfg["blocks"], dropout=cfg["dropout"]
+    )
+    model.load_state_dict(state["estimator"])
+    model.eval()
+    return model, state
+
+
 def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

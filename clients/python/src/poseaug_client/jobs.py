@@ -1,4 +1,5 @@
-"""Turn numpy inputs into contract requests, split so each stays under the per-call limits."""
+"""Jobs: numpy inputs checked, then split into contract requests that each stay under the
+per-call limits."""
 
 from __future__ import annotations
 
@@ -10,16 +11,22 @@ import numpy as np
 from poseaug.v1 import poseaug_pb2
 from poseaug_client.cameras import CameraOption, lift_cameras
 from poseaug_client.config import ClientConfig
+from poseaug_client.contract import (
+    LIFT_ROW_BYTES,
+    MAX_AUGMENT_COUNT,
+    MAX_SEED,
+    MAX_STREAM_CHUNK,
+    NUM_JOINTS,
+    augment_row_bytes,
+    to_tensor,
+)
 from poseaug_client.errors import invalid_argument
-from poseaug_client.formats import NUM_JOINTS, augment_ops, camera_message, keypoint_format
-from poseaug_client.tensors import as_float_array, to_tensor
+from poseaug_client.formats import augment_ops, camera_message, keypoint_format
+from poseaug_client.tensors import as_float_array
 
 # Bytes one pose costs in the largest message of each RPC, to size chunks under the limit.
-_LIFT_RESPONSE_BYTES = NUM_JOINTS * 3 * 4 + 4
-_AUGMENT_OUTPUT_BYTES = 4 * (NUM_JOINTS * 3 + NUM_JOINTS * 2 + 16 * 3 + 16 + 3 + 3)
+_AUGMENT_OUTPUT_BYTES = augment_row_bytes()
 _ENVELOPE = 0.9  # room for field tags, names and shapes
-MAX_SEED = 2**63
-MAX_STREAM_CHUNK = 65536
 
 ImageSizeLike = tuple[int, int] | Sequence[int] | np.ndarray
 # The image size of lifts that send neither a size nor a camera.
@@ -129,7 +136,7 @@ def _image_sizes(
 
 def lift_chunk_size(config: ClientConfig, joints: int) -> int:
     """Poses per Lift2Dto3D call: the configured limit, or fewer if messages would get too big."""
-    per_pose = max(_LIFT_RESPONSE_BYTES, joints * 3 * 4 + 8)
+    per_pose = max(LIFT_ROW_BYTES, joints * 3 * 4 + 8)
     by_bytes = int(config.max_message_bytes * _ENVELOPE) // per_pose
     return max(1, min(config.max_poses_per_call, by_bytes))
 
@@ -257,8 +264,10 @@ def prepare_augment(
         raise invalid_argument(
             f"poses3d: expected shape [N, 17, 3] with N >= 1, got {list(poses.shape)}"
         )
-    if int(count) != count or not 1 <= count <= 1024:
-        raise invalid_argument(f"count: must be an integer from 1 to 1024, got {count}")
+    if int(count) != count or not 1 <= count <= MAX_AUGMENT_COUNT:
+        raise invalid_argument(
+            f"count: must be an integer from 1 to {MAX_AUGMENT_COUNT}, got {count}"
+        )
     if int(seed) != seed or not 0 <= seed < MAX_SEED:
         raise invalid_argument(f"seed: must be an integer in [0, 2^63), got {seed}")
     return AugmentJob(
@@ -310,7 +319,9 @@ def stream_augment_requests(
 ) -> Iterator[tuple[int, int, poseaug_pb2.StreamAugmentRequest]]:
     """(first output row, rows, request) of each StreamAugment call of a bulk job."""
     if not 1 <= chunk_size <= MAX_STREAM_CHUNK:
-        raise invalid_argument(f"chunk_size: must be from 1 to 65536, got {chunk_size}")
+        raise invalid_argument(
+            f"chunk_size: must be from 1 to {MAX_STREAM_CHUNK}, got {chunk_size}"
+        )
     for index, (start, stop) in enumerate(chunk_bounds(job.poses3d.shape[0], sources_per_call)):
         request = augment_request(job, start, stop, chunk_seed(job.seed, index))
         yield (
