@@ -85,6 +85,13 @@ def normalize_screen(pixels: torch.Tensor, intrinsics: torch.Tensor) -> torch.Te
     return torch.cat([x, y], dim=-1)
 
 
+def screen_to_pixels(screen: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+    """Inverse of `normalize_screen`: u = (x + 1) w / 2, v = (y + h/w) w / 2."""
+    w = intrinsics[:, None, 9:10]
+    h = intrinsics[:, None, 10:11]
+    return torch.cat([(screen[..., 0:1] + 1) * w / 2, (screen[..., 1:2] + h / w) * w / 2], dim=-1)
+
+
 def inside_image(pixels: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
     """[N] bool: every joint of the pose lands inside its image (PoseAug filters the rest)."""
     w = intrinsics[:, None, 9]

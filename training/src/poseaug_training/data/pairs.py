@@ -6,8 +6,8 @@ so a batch is one index operation: no per-sample Python in the hot loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Literal
+from dataclasses import dataclass, fields, replace
+from typing import Literal, Self
 
 import numpy as np
 import torch
@@ -16,8 +16,29 @@ from poseaug_training.data.camera import normalize_screen, project_to_pixels
 from poseaug_training.data.h36m import H36M, action_of
 
 
+class TensorRows:
+    """Rows held as equal-length tensors (every dataclass field but the name lists), so a batch
+    is one index operation and a move to the GPU one call."""
+
+    _NAME_LISTS = frozenset({"actions", "subjects"})
+
+    def __len__(self) -> int:
+        return len(next(iter(self._tensors().values())))
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._NAME_LISTS
+        }
+
+    def to(self, device: torch.device | str) -> Self:
+        return replace(self, **{k: v.to(device) for k, v in self._tensors().items()})
+
+    def select(self, index: torch.Tensor) -> Self:
+        return replace(self, **{k: v[index] for k, v in self._tensors().items()})
+
+
 @dataclass
-class PoseSet:
+class PoseSet(TensorRows):
     """N pairs: root-relative camera-frame 3D, its root, normalized 2D and per-sample camera."""
 
     pose3d: torch.Tensor  # [N, 17, 3] metres, root-relative, camera frame
@@ -28,23 +49,6 @@ class PoseSet:
     subject: torch.Tensor  # [N] index into `subjects`
     actions: list[str]
     subjects: list[str]
-
-    def __len__(self) -> int:
-        return self.pose3d.shape[0]
-
-    def _tensors(self) -> dict[str, torch.Tensor]:
-        return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.name not in {"actions", "subjects"}
-        }
-
-    def to(self, device: torch.device | str) -> PoseSet:
-        return PoseSet(
-            **{k: v.to(device) for k, v in self._tensors().items()},
-            actions=self.actions,
-            subjects=self.subjects,
-        )
 
     @staticmethod
     def concat(sets: list[PoseSet]) -> PoseSet:
@@ -57,13 +61,6 @@ class PoseSet:
             **{k: torch.cat([s._tensors()[k] for s in sets]) for k in first._tensors()},
             actions=first.actions,
             subjects=first.subjects,
-        )
-
-    def select(self, index: torch.Tensor) -> PoseSet:
-        return PoseSet(
-            **{k: v[index] for k, v in self._tensors().items()},
-            actions=self.actions,
-            subjects=self.subjects,
         )
 
 

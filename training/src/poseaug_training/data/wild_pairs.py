@@ -16,7 +16,7 @@ The lifter input is [N, 17, 3]: rays (x, y) and visibility, x = y = 0 where miss
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from poseaug_training.data.camera import (
 from poseaug_training.data.detector_noise import DetectorErrorModel
 from poseaug_training.data.h36m import H36M, action_of
 from poseaug_training.data.occlusion import MIN_VISIBLE, inside_frame, random_visibility
-from poseaug_training.data.pairs import PoseSet
+from poseaug_training.data.pairs import PoseSet, TensorRows
 from poseaug_training.data.virtual_cameras import TRAIN_VIEWS, ViewRanges, place_in_view
 
 
@@ -48,7 +48,7 @@ def pinhole(intrinsics: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class WildSource:
+class WildSource(TensorRows):
     """Rows of the wild recipe (see module docstring)."""
 
     world: torch.Tensor  # [M, 17, 3] root-relative, world orientation (z up)
@@ -61,24 +61,6 @@ class WildSource:
     subject: torch.Tensor  # [M]
     actions: list[str]
     subjects: list[str]
-
-    def __len__(self) -> int:
-        return self.world.shape[0]
-
-    def _tensors(self) -> dict[str, torch.Tensor]:
-        return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.name not in {"actions", "subjects"}
-        }
-
-    def to(self, device: torch.device | str) -> WildSource:
-        moved = {k: v.to(device) for k, v in self._tensors().items()}
-        return WildSource(**moved, actions=self.actions, subjects=self.subjects)
-
-    def select(self, index: torch.Tensor) -> WildSource:
-        picked = {k: v[index] for k, v in self._tensors().items()}
-        return WildSource(**picked, actions=self.actions, subjects=self.subjects)
 
 
 def build_wild_source(data: H36M, subjects: list[str], stride: int = 1) -> WildSource:

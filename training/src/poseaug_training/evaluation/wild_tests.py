@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from poseaug_training.data.camera import project_to_pixels, undistort_to_rays
+from poseaug_training.data.camera import (
+    normalize_screen,
+    project_to_pixels,
+    screen_to_pixels,
+    undistort_to_rays,
+)
 from poseaug_training.data.detector_noise import DetectorErrorModel, person_size
 from poseaug_training.data.h36m import H36M, action_of
 from poseaug_training.data.occlusion import drop_joints
@@ -70,10 +75,8 @@ def h36m_test(data: H36M, subjects: list[str], source: str, stride: int = 1) -> 
     if source == "sh":
         # build_pairs("sh") keeps the frames that have detections, in the same order.
         det = build_pairs(data, subjects, stride=stride, source="sh")
-        w = det.intrinsics[:, None, 9:10].double()
-        h = det.intrinsics[:, None, 10:11].double()
-        kp = det.kp2d.double()  # back from screen normalization to the detector's pixels
-        pixels = torch.cat([(kp[..., :1] + 1) * w / 2, (kp[..., 1:] + h / w) * w / 2], -1).numpy()
+        # Back from screen normalization to the detector's pixels.
+        pixels = screen_to_pixels(det.kp2d.double(), det.intrinsics.double()).numpy()
         pairs = det
     n = len(pairs)
     return LiftTest(
@@ -126,12 +129,8 @@ def default_intrinsics(intrinsics: np.ndarray) -> np.ndarray:
 def model_inputs(test: LiftTest, normalization: str, camera: str = "given") -> np.ndarray:
     """What the server would feed a bundle of this `normalization` (see module docstring)."""
     if normalization == "videopose3d_screen":
-        pix = np.where(test.visible[..., None], test.pixels, 0.0)
-        w = test.intrinsics[:, None, 9:10]
-        h = test.intrinsics[:, None, 10:11]
-        return np.concatenate([pix[..., :1] / w * 2 - 1, pix[..., 1:] / w * 2 - h / w], -1).astype(
-            np.float32
-        )
+        pix = torch.from_numpy(np.where(test.visible[..., None], test.pixels, 0.0))
+        return normalize_screen(pix, torch.from_numpy(test.intrinsics)).float().numpy()
     if normalization != "camera_rays":
         raise ValueError(f"unknown lifter normalization {normalization!r}")
     intr = test.intrinsics if camera == "given" else default_intrinsics(test.intrinsics)
