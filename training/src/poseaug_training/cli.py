@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from poseaug_training.models import ESTIMATORS
+from poseaug_training.models.temporal_ray_lifter import ANCHORS
 from poseaug_training.train.config import TrainConfig
 
 DEFAULT_DATA = "../shared/data/h36m"
@@ -56,7 +58,7 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--grad-clip", type=float, default=d.grad_clip)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
-    p.add_argument("--estimator", default=d.estimator, choices=["vpose", "mlp", "vpose_rays"])
+    p.add_argument("--estimator", default=d.estimator, choices=sorted(ESTIMATORS))
     p.add_argument("--channels", type=int, default=d.channels)
     p.add_argument("--blocks", type=int, default=d.blocks)
     p.add_argument("--dropout", type=float, default=d.dropout)
@@ -72,6 +74,24 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
         action="store_true",
         help="the wild recipe: virtual cameras, fitted detector error, missing joints, camera "
         "rays in (needs --estimator vpose_rays)",
+    )
+    p.add_argument(
+        "--filter-widths",
+        type=lambda t: [int(w) for w in t.split(",")],
+        default=d.filter_widths,
+        help="vpose_rays_temporal: convolution widths over time, e.g. 3,3,3 (27 frames)",
+    )
+    p.add_argument(
+        "--anchor",
+        choices=ANCHORS,
+        default=d.anchor,
+        help="vpose_rays_temporal: the frame a window answers for (last: causal)",
+    )
+    p.add_argument(
+        "--future-cut",
+        type=float,
+        default=d.future_cut,
+        help="vpose_rays_temporal: share of windows whose future is cut at a random lookahead",
     )
     p.add_argument(
         "--precision",
@@ -169,19 +189,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_specs(specs: list[str]) -> dict[str, Path]:
+    models = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise ValueError(f"--model needs NAME=PATH, got {spec!r}")
+        models[name] = Path(path)
+    return models
+
+
+def cmd_temporal_eval(args: argparse.Namespace) -> int:
+    from poseaug_training.pipeline import temporal_evaluate_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = temporal_evaluate_run(
+        _model_specs(args.model),
+        Path(args.data),
+        Path(args.out),
+        tests=args.tests,
+        subjects=tuple(args.subjects),
+        lookaheads=tuple(args.lookaheads),
+        seed=args.seed,
+    )
+    print(Path(args.out, "comparison.md").read_text())
+    return 0 if results else 1
+
+
 def cmd_wild_eval(args: argparse.Namespace) -> int:
     from poseaug_training.pipeline import wild_evaluate_run
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = {}
-    for spec in args.model:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            raise ValueError(f"--model needs NAME=PATH, got {spec!r}")
-        models[name] = Path(path)
     results = wild_evaluate_run(
-        models,
+        _model_specs(args.model),
         Path(args.data),
         Path(args.out),
         tests=args.tests,
@@ -257,6 +299,33 @@ def build_parser() -> argparse.ArgumentParser:
     we.add_argument("--unseen-stride", type=int, default=5, help="frame stride, unseen cameras")
     we.add_argument("--seed", type=int, default=0)
     we.add_argument("--threads", type=int, default=0)
+    te = sub.add_parser(
+        "temporal-eval",
+        help="the wild tests as sequences: temporal and single-frame lifters on the same frames",
+    )
+    te.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a camera-aware checkpoint (.pt) or bundle folder; repeat to compare",
+    )
+    te.add_argument("--data", default=DEFAULT_DATA)
+    te.add_argument("--out", required=True)
+    te.add_argument(
+        "--tests",
+        type=_subset_of("h36m_sh", "h36m_gt", "unseen"),
+        default=["h36m_sh", "h36m_gt", "unseen"],
+    )
+    te.add_argument("--subjects", type=_subjects, default=["S9", "S11"])
+    te.add_argument(
+        "--lookaheads",
+        type=lambda t: [int(v) for v in t.split(",")] if t else [],
+        default=[],
+        help="also run temporal models with these lookaheads (frames) on the SH test, e.g. 0,4",
+    )
+    te.add_argument("--seed", type=int, default=0)
+    te.add_argument("--threads", type=int, default=0)
     ex = sub.add_parser("export", help="write a model bundle (ONNX + manifest.json)")
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--out", required=True, help="bundle folder, e.g. models/poseaug-vpose")
@@ -277,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(args)
         if args.command == "wild-eval":
             return cmd_wild_eval(args)
+        if args.command == "temporal-eval":
+            return cmd_temporal_eval(args)
         return cmd_export(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"poseaug-train: error: {exc}", file=sys.stderr)

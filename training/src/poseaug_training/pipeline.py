@@ -7,6 +7,7 @@ from pathlib import Path
 
 from poseaug_training.data.h36m import load_h36m
 from poseaug_training.data.pairs import PoseSet, build_pairs
+from poseaug_training.models import TEMPORAL
 from poseaug_training.train.checkpoint import load_estimator
 from poseaug_training.train.config import TrainConfig
 from poseaug_training.train.distributed import init_distributed, shutdown_distributed
@@ -58,13 +59,24 @@ def _wild_trainer(cfg: TrainConfig, data, val: PoseSet | None, dist) -> Trainer:
     from poseaug_training.data.wild_pairs import WildBatcher, build_wild_source, ray_pairs
 
     model = fit_to_h36m(data, list(cfg.subjects))
-    trainer = Trainer(
-        cfg,
-        build_wild_source(data, list(cfg.subjects), stride=cfg.stride),
-        ray_pairs(val) if val is not None else None,
-        dist,
-    )
-    trainer.make_batch = WildBatcher(model)
+    if cfg.estimator in TEMPORAL:
+        # Clips of every frame around every stride-th anchor; the per-epoch validation is
+        # single-frame and does not apply (`wild-eval` runs the sequences).
+        from poseaug_training.data.wild_clips import ClipBatcher, build_clip_source
+
+        trainer = Trainer(cfg, build_clip_source(data, list(cfg.subjects), cfg.stride), None, dist)
+        net = trainer.estimator
+        trainer.make_batch = ClipBatcher(
+            model, net.receptive_field, net.anchor_frame, future_cut=cfg.future_cut
+        )
+    else:
+        trainer = Trainer(
+            cfg,
+            build_wild_source(data, list(cfg.subjects), stride=cfg.stride),
+            ray_pairs(val) if val is not None else None,
+            dist,
+        )
+        trainer.make_batch = WildBatcher(model)
     if dist.is_main:
         trainer.out.mkdir(parents=True, exist_ok=True)
         (trainer.out / "detector_error_model.json").write_text(json.dumps(model.to_dict()))
@@ -273,6 +285,112 @@ def comparison_table(everything: dict[str, dict[str, dict]]) -> str:
         rows.append(f"| {t} | " + " | ".join(cells) + " |")
     return (
         "MPJPE / PA-MPJPE (mm) / 3DPCK@150mm / 90th percentile of per-pose MPJPE (mm)\n\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
+def temporal_evaluate_run(
+    models: dict[str, Path],
+    data_dir: Path,
+    out: Path,
+    tests: list[str] | tuple[str, ...] = ("h36m_sh", "h36m_gt", "unseen"),
+    subjects: tuple[str, ...] = ("S9", "S11"),
+    train_subjects: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8"),
+    lookaheads: tuple[int, ...] = (),
+    lookahead_tests: tuple[str, ...] = ("h36m_sh",),
+    seed: int = 0,
+) -> dict[str, dict[str, dict]]:
+    """The sequence tests (evaluation/temporal_tests.py) for single-frame and temporal
+    checkpoints or bundles on the same frames. Temporal models are also run with each of
+    `lookaheads` on `lookahead_tests` (as "<name>@lookahead<L>"). Writes
+    <out>/<name>/evaluation.json and <out>/comparison.md."""
+    from poseaug_training.data.detector_noise import fit_to_h36m
+    from poseaug_training.evaluation import temporal_tests as tt
+    from poseaug_training.evaluation.report import write_json
+
+    data = load_h36m(data_dir, subjects=list(subjects) + list(train_subjects), with_detections=True)
+    built: dict[str, tt.SequenceTest] = {}
+    for name in tests:
+        if name == "unseen":
+            model = fit_to_h36m(data, list(train_subjects))
+            built[name] = tt.unseen_sequences(data, list(subjects), model, seed)
+        elif name in ("h36m_sh", "h36m_gt"):
+            built[name] = tt.h36m_sequences(data, list(subjects), name.removeprefix("h36m_"))
+        else:
+            raise ValueError(f"unknown test {name!r}; choose from h36m_sh, h36m_gt, unseen")
+    everything: dict[str, dict[str, dict]] = {}
+    for name, path in models.items():
+        lifter, window, source = _sequence_lifter(Path(path))
+        runs = {name: (None, built)}
+        if window is not None:
+            picked = {t: built[t] for t in lookahead_tests if t in built}
+            runs.update({f"{name}@lookahead{la}": (la, picked) for la in lookaheads})
+        for run_name, (lookahead, run_tests) in runs.items():
+            seq_lifter = (
+                tt.frame_by_frame(lifter)
+                if window is None
+                else tt.windowed(lifter, *window, lookahead=lookahead)
+            )
+            results = tt.run_sequence_tests(seq_lifter, run_tests, seed)
+            everything[run_name] = results
+            meta = {
+                **source,
+                "window": None
+                if window is None
+                else {"receptive_field": window[0], "anchor_frame": window[1]},
+                "lookahead": lookahead,
+                "test_subjects": list(subjects),
+                "seed": seed,
+                "tests": tt.__doc__,
+                "sequences_note": "S9/S11 minus S9 'Discussion 1' (missing from the public "
+                "archive) and S11 'Directions' (corrupted, dropped by every paper): 57 of 58",
+            }
+            write_json(Path(out) / run_name / "evaluation.json", {"meta": meta, "results": results})
+    for done in sorted(Path(out).glob("*/evaluation.json")):
+        if done.parent.name not in everything:
+            everything[done.parent.name] = json.loads(done.read_text())["results"]
+    Path(out, "comparison.md").write_text(temporal_table(everything))
+    return everything
+
+
+def _sequence_lifter(path: Path):
+    """(frame or window lifter, (receptive_field, anchor_frame) or None, provenance)."""
+    from poseaug_training.evaluation import wild_tests as wt
+
+    if path.is_dir():
+        lifter, normalization = wt.bundle_lifter(path)
+        if normalization != "camera_rays":
+            raise ValueError(f"{path}: the sequence tests take camera-aware bundles only")
+        temporal = json.loads((path / "manifest.json").read_text())["lifter"].get("temporal")
+        window = None if temporal is None else (temporal["frames"], temporal["anchor_frame"])
+        return lifter, window, {"bundle": path.name}
+    model, state = load_estimator(path)
+    window = (
+        (model.receptive_field, model.anchor_frame) if hasattr(model, "receptive_field") else None
+    )
+    return (
+        wt.torch_lifter(model),
+        window,
+        {"checkpoint": path.name, "train_config": state["config"]},
+    )
+
+
+def temporal_table(everything: dict[str, dict[str, dict]]) -> str:
+    """One row per test, one column per model: MPJPE mm / acceleration error / MPJVE."""
+    names = list(everything)
+    tests = list(dict.fromkeys(t for r in everything.values() for t in r))
+    rows = ["| test | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for t in tests:
+        cells = [
+            f"{r['mpjpe_mm']:.1f} / {r['accel_mm']:.2f} / {r['mpjve_mm']:.2f}"
+            if (r := everything[m].get(t))
+            else "-"
+            for m in names
+        ]
+        rows.append(f"| {t} | " + " | ".join(cells) + " |")
+    return (
+        "MPJPE (mm) / acceleration error (mm/frame^2) / MPJVE (mm/frame)\n\n"
         + "\n".join(rows)
         + "\n"
     )

@@ -77,6 +77,7 @@ class VirtualViews:
     pose3d: torch.Tensor  # [N, 17, 3] root-relative, camera frame
     root: torch.Tensor  # [N, 3] root in the camera frame (z > 0)
     intrinsics: torch.Tensor  # [N, 11] pinhole intrinsics, image size in the last two slots
+    rotation: torch.Tensor  # [N, 3, 3] world -> camera (clips move their other frames with it)
 
 
 def _uniform(n: int, lo_hi: tuple[float, float], gen: torch.Generator | None) -> torch.Tensor:
@@ -159,4 +160,4 @@ def place_in_view(
         low = (-pix.amin(1)).clamp_min(0)  # overflow past the left / top edge
         high = (pix.amax(1) - size).clamp_min(0)
         target = target + low - high
-    return VirtualViews(pose.float(), root.float(), intr.float())
+    return VirtualViews(pose.float(), root.float(), intr.float(), rot.float())

@@ -166,15 +166,22 @@ class WildBatcher:
         return PoseSet(pose, root, kp, intr, rows.action, rows.subject, rows.actions, rows.subjects)
 
     def _wrong_camera(self, kp: torch.Tensor, intr: torch.Tensor) -> torch.Tensor:
-        """The same detections encoded with an assumed camera: another focal length (ratio in
-        `focal_error`) and a centred principal point, as with the server's default camera."""
-        n, dev = len(kp), kp.device
-        lo, hi = (math.log(v) for v in self.mix.focal_error)
-        ratio = torch.exp(torch.rand(n, device=dev) * (hi - lo) + lo)  # true f / assumed f
-        assumed_f = intr[:, 0:2] / ratio[:, None]
-        shift = (intr[:, 2:4] - intr[:, 9:11] / 2) / assumed_f  # (c_true - c_assumed) / f_a
-        rays = kp[..., :2] * ratio[:, None, None] + shift[:, None]
-        return encode_rays(rays, kp[..., 2] > 0)
+        return assumed_camera(kp, intr, focal_ratios(len(kp), self.mix, kp.device))
+
+
+def focal_ratios(n: int, mix: WildMix, device: torch.device) -> torch.Tensor:
+    """[N] true / assumed focal length, log-uniform in `mix.focal_error`."""
+    lo, hi = (math.log(v) for v in mix.focal_error)
+    return torch.exp(torch.rand(n, device=device) * (hi - lo) + lo)
+
+
+def assumed_camera(kp: torch.Tensor, intr: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """The same detections [N, 17, 3] encoded with an assumed camera: focal length true / `ratio`
+    [N] and a centred principal point, as with the server's default camera."""
+    assumed_f = intr[:, 0:2] / ratio[:, None]
+    shift = (intr[:, 2:4] - intr[:, 9:11] / 2) / assumed_f  # (c_true - c_assumed) / f_a
+    rays = kp[..., :2] * ratio[:, None, None] + shift[:, None]
+    return encode_rays(rays, kp[..., 2] > 0)
 
 
 def ray_pairs(pairs: PoseSet) -> PoseSet:

@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from poseaug_training.export.lifter_onnx import export_lifter, onnx_parity
+from poseaug_training.export.lifter_onnx import (
+    export_lifter,
+    onnx_parity,
+    round_weights_to_fp16,
+    store_weights_fp16,
+)
 from poseaug_training.export.manifest import build_manifest, file_entries, write_manifest
 from poseaug_training.train.checkpoint import load_estimator
 
@@ -63,9 +68,19 @@ def export_bundle(
     cfg = state["config"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    frames = getattr(model, "receptive_field", None)
+    weights_fp16 = sum(p.numel() for p in model.parameters()) * 4 > MAX_ONNX_BYTES * 0.95
+    if weights_fp16:
+        round_weights_to_fp16(model)
     export_lifter(model, out_dir / "lifter.onnx")
+    if weights_fp16:
+        store_weights_fp16(out_dir / "lifter.onnx")
     channels = getattr(model, "input_channels", 2)
-    kp = parity_keypoints if parity_keypoints is not None else _parity_inputs(channels=channels)
+    kp = parity_keypoints
+    if kp is None:
+        kp = _parity_inputs(channels=channels, n=256 * (frames or 1))
+        if frames is not None:  # windows of a track: consecutive "frames" of one pose
+            kp = kp.reshape(256, frames, *kp.shape[1:])
     lifter_diff = onnx_parity(model, out_dir / "lifter.onnx", kp)
     if lifter_diff > 1e-4:
         raise RuntimeError(f"lifter.onnx differs from torch by {lifter_diff:g} (> 1e-4)")
@@ -130,6 +145,10 @@ def export_bundle(
         evaluation_meta=eval_meta,
         training=training,
         normalization="camera_rays" if cfg.get("wild") else "videopose3d_screen",
+        temporal=None
+        if frames is None
+        else {"frames": frames, "anchor_frame": model.anchor_frame, "padding": "edge"},
+        weights_dtype="float16" if weights_fp16 else "float32",
     )
     return write_manifest(out_dir, manifest)
 

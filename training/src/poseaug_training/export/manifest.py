@@ -1,8 +1,10 @@
 """manifest.json: what a bundle is, how it was trained and how well it does.
 
 Format 1: the lifter takes normalized screen coordinates [N, 17, 2]. Format 2: the camera-aware
-lifter takes camera rays and visibility [N, 17, 3] (models/README.md); servers that only know
-format 1 refuse it rather than feed it the wrong input.
+lifter takes camera rays and visibility [N, 17, 3]. Format 3: the temporal camera-aware lifter
+takes windows [N, frames, 17, 3] of a track and answers for `lifter.temporal.anchor_frame`
+(models/README.md). Servers that know only older formats refuse a newer bundle rather than
+feed it the wrong input.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from poseaug_training.skeleton import JOINT_NAMES, PARENTS
 
 FORMAT_VERSION = 1
 RAYS_FORMAT_VERSION = 2
+TEMPORAL_FORMAT_VERSION = 3  # camera rays in windows of a track's frames
 # How each lifter generation wants its input; the server prepares what the manifest declares.
 LIFTER_INPUTS: dict[str, dict[str, Any]] = {
     "videopose3d_screen": {
@@ -52,7 +55,7 @@ def flat_metrics(evaluations: dict[str, dict]) -> dict[str, float]:
     for prefix, results in evaluations.items():
         for source, r in results.items():
             name = f"{source}2d" if source in ("gt", "sh", "novel") else source
-            for metric in ("mpjpe_mm", "pa_mpjpe_mm", "pck150", "p90_mm"):
+            for metric in ("mpjpe_mm", "pa_mpjpe_mm", "pck150", "p90_mm", "accel_mm", "mpjve_mm"):
                 if metric in r:
                     out[f"{prefix}.{name}.{metric}"] = round(float(r[metric]), 3)
     return out
@@ -71,10 +74,19 @@ def build_manifest(
     evaluation_meta: dict[str, Any],
     training: dict[str, Any],
     normalization: str = "videopose3d_screen",
+    temporal: dict[str, Any] | None = None,
+    weights_dtype: str = "float32",
 ) -> dict[str, Any]:
     lifter_input = LIFTER_INPUTS[normalization]
+    lifter_extra: dict[str, Any] = {}
+    if temporal is not None:
+        lifter_extra["temporal"] = temporal
+    if weights_dtype != "float32":
+        lifter_extra["weights_dtype"] = weights_dtype
     return {
-        "format_version": lifter_input["format_version"],
+        "format_version": TEMPORAL_FORMAT_VERSION
+        if temporal is not None
+        else lifter_input["format_version"],
         "name": name,
         "version": version,
         "default": default,
@@ -91,6 +103,7 @@ def build_manifest(
             "frame": "camera (x right, y down, z forward)",
             "root_relative": True,
             "architecture": lifter_arch,
+            **lifter_extra,
         },
         "augmentor": augmentor,
         "files": files,

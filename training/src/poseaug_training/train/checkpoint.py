@@ -28,13 +28,11 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict[str,
 
 def load_estimator(path: Path) -> tuple[Any, dict[str, Any]]:
     """(the checkpoint's lifter in eval mode, the checkpoint's state)."""
-    from poseaug_training.models import build_estimator
+    from poseaug_training.models import build_estimator, estimator_options
 
     state = load_checkpoint(path)
     cfg = state["config"]
-    model = build_estimator(
-        cfg["estimator"], channels=cfg["channels"], blocks=cfg["blocks"], dropout=cfg["dropout"]
-    )
+    model = build_estimator(cfg["estimator"], **estimator_options(cfg))
     model.load_state_dict(state["estimator"])
     model.eval()
     return model, state

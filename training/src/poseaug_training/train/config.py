@@ -28,6 +28,14 @@ class TrainConfig:
     # "gt" (projected ground truth) and/or "sh" (Stacked Hourglass detections, same 3D targets)
     wild: bool = False  # the wild recipe: virtual cameras, detector error, missing joints, rays
     # in (data/wild_pairs.py); needs the camera-aware estimator "vpose_rays"
+    # The temporal lifter (estimator "vpose_rays_temporal", data/wild_clips.py): convolution
+    # widths (their product is the receptive field in frames), the answered frame of a window
+    # ("centre" or "last": causal), and the share of training windows whose future is cut at
+    # a random lookahead (the rest repeats the latest frame), so a centred model serves
+    # streams that answer with less lookahead.
+    filter_widths: list[int] = field(default_factory=lambda: [3, 3, 3])
+    anchor: str = "centre"
+    future_cut: float = 0.3
     precision: str = "fp32"  # "bf16": the estimator's layers under autocast (fp32 master weights)
     val_stride: int = 50  # frame stride of the per-epoch validation (full eval is separate)
     # --- PoseAug (Algorithm 1); defaults are the official code's (function_poseaug/config.py) ---

@@ -38,9 +38,11 @@ from poseaug_training.data.camera import (
     project_to_pixels,
 )
 from poseaug_training.data.pairs import PoseSet
+from poseaug_training.data.wild_clips import ClipBatch, ClipBatcher
 from poseaug_training.data.wild_pairs import WildBatcher, encode_rays
 from poseaug_training.models.ray_lifter import perspective_normalize
 from poseaug_training.poseaug.augmentor import Augmentor
+from poseaug_training.poseaug.clip_augment import augment_clip
 from poseaug_training.poseaug.history_pool import HistoryPool
 from poseaug_training.poseaug.kcs_discriminator import KCSDiscriminator
 from poseaug_training.poseaug.losses import (
@@ -54,6 +56,7 @@ from poseaug_training.poseaug.losses import (
 )
 from poseaug_training.poseaug.pose2d_discriminator import Pose2DDiscriminator
 from poseaug_training.poseaug.schedules import HardRatio, HardRatioSchedule
+from poseaug_training.train.checkpoint import load_checkpoint
 from poseaug_training.train.trainer import Trainer, linear_decay
 
 
@@ -127,6 +130,15 @@ class PoseAugStep:
         self.augmentor = Augmentor().to(dev)
         self.d3d = KCSDiscriminator().to(dev)
         self.d2d = Pose2DDiscriminator().to(dev)
+        if cfg.init:  # a run that starts from a PoseAug run keeps its augmentor and critics
+            extra = load_checkpoint(cfg.init).get("extra", {})
+            for name, module in (
+                ("augmentor", self.augmentor),
+                ("d3d", self.d3d),
+                ("d2d", self.d2d),
+            ):
+                if name in extra:
+                    module.load_state_dict(extra[name])
         if trainer.dist.enabled:  # same initial weights on every rank
             for m in (self.augmentor, self.d3d, self.d2d):
                 for p in m.state_dict().values():
@@ -147,7 +159,7 @@ class PoseAugStep:
         self.alternate = cfg.estimator_updates == "alternate"
         # The wild recipe's detector model: augmented 2D get fresh detector error and missing
         # joints like every other synthetic pair (no error transfer from the source).
-        self.wild: WildBatcher | None = trainer.make_batch if cfg.wild else None
+        self.wild: WildBatcher | ClipBatcher | None = trainer.make_batch if cfg.wild else None
         if self.wild is not None and self.alternate:
             raise ValueError("the wild recipe trains with --estimator-updates mixed")
         self._buffer: list[tuple[torch.Tensor, torch.Tensor]] = []  # this epoch's augmented pairs
@@ -186,8 +198,13 @@ class PoseAugStep:
         pix_ba = project_to_pixels(out.pose_ba + batch.root[:, None], batch.intrinsics)
         pix_rt = project_to_pixels(out.pose_rt, batch.intrinsics)
         if self.wild is not None:  # P sees what a detector would report; D the clean shape
-            kp_ba = self.wild.observe(out.pose_ba + batch.root[:, None], batch.intrinsics)
-            kp_rt = self.wild.observe(out.pose_rt, batch.intrinsics)
+            points_ba, points_rt = out.pose_ba + batch.root[:, None], out.pose_rt
+            if isinstance(batch, ClipBatch):  # one set of parameters for the whole clip
+                points_ba, points_rt = augment_clip(
+                    batch.clip_pose, batch.clip_root, self.wild.anchor_frame, out, self.ops
+                )
+            kp_ba = self.wild.observe(points_ba, batch.intrinsics)
+            kp_rt = self.wild.observe(points_rt, batch.intrinsics)
             view_rt = shape_2d(out.pose_rt)
         else:
             kp_ba = normalize_screen(pix_ba, batch.intrinsics)

@@ -25,7 +25,7 @@ from poseaug_training.data.pairs import PoseSet
 from poseaug_training.data.wild_pairs import WildSource
 from poseaug_training.evaluation.metrics import mpjpe
 from poseaug_training.evaluation.protocols import evaluate
-from poseaug_training.models import build_estimator
+from poseaug_training.models import TEMPORAL, build_estimator, estimator_options
 from poseaug_training.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -76,11 +76,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.train = train.to(self.device)
         self.val = val
-        if cfg.wild != (cfg.estimator == "vpose_rays"):
-            raise ValueError("the wild recipe and the vpose_rays estimator go together")
-        self.estimator = build_estimator(
-            cfg.estimator, channels=cfg.channels, blocks=cfg.blocks, dropout=cfg.dropout
-        ).to(self.device)
+        if cfg.wild != (cfg.estimator in ("vpose_rays", *TEMPORAL)):
+            raise ValueError("the wild recipe and the vpose_rays estimators go together")
+        self.estimator = build_estimator(cfg.estimator, **estimator_options(cfg.to_dict())).to(
+            self.device
+        )
         if cfg.precision == "bf16":
             self.estimator.autocast_dtype = torch.bfloat16
         elif cfg.precision != "fp32":
@@ -91,7 +91,10 @@ class Trainer:
         self.lineage: list[dict[str, Any]] = []
         if cfg.init:
             init = load_checkpoint(cfg.init)
-            self.estimator.load_state_dict(init["estimator"])
+            if cfg.estimator in TEMPORAL and init["config"]["estimator"] not in TEMPORAL:
+                self.estimator.from_single_frame(init["estimator"])
+            else:
+                self.estimator.load_state_dict(init["estimator"])
             self.lineage = [*init.get("lineage", []), summarize_run(init)]
         self.model: nn.Module = (
             DistributedDataParallel(self.estimator) if dist.enabled else self.estimator

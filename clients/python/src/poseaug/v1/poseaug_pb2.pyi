@@ -46,7 +46,7 @@ class ImageSize(_message.Message):
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class Lift2Dto3DRequest(_message.Message):
-    __slots__ = ("keypoints", "scores", "format", "image_size", "image_sizes", "model", "request_id", "camera", "cameras")
+    __slots__ = ("keypoints", "scores", "format", "image_size", "image_sizes", "model", "request_id", "camera", "cameras", "track_ids")
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class Lift2Dto3DRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_FIELD_NUMBER: _ClassVar[int]
     CAMERAS_FIELD_NUMBER: _ClassVar[int]
+    TRACK_IDS_FIELD_NUMBER: _ClassVar[int]
     keypoints: Tensor
     scores: Tensor
     format: KeypointFormat
@@ -65,7 +66,8 @@ class Lift2Dto3DRequest(_message.Message):
     request_id: str
     camera: CameraIntrinsics
     cameras: _containers.RepeatedCompositeFieldContainer[CameraIntrinsics]
-    def __init__(self, keypoints: _Optional[_Union[Tensor, _Mapping]] = ..., scores: _Optional[_Union[Tensor, _Mapping]] = ..., format: _Optional[_Union[KeypointFormat, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., image_sizes: _Optional[_Iterable[_Union[ImageSize, _Mapping]]] = ..., model: _Optional[str] = ..., request_id: _Optional[str] = ..., camera: _Optional[_Union[CameraIntrinsics, _Mapping]] = ..., cameras: _Optional[_Iterable[_Union[CameraIntrinsics, _Mapping]]] = ...) -> None: ...
+    track_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, keypoints: _Optional[_Union[Tensor, _Mapping]] = ..., scores: _Optional[_Union[Tensor, _Mapping]] = ..., format: _Optional[_Union[KeypointFormat, str]] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., image_sizes: _Optional[_Iterable[_Union[ImageSize, _Mapping]]] = ..., model: _Optional[str] = ..., request_id: _Optional[str] = ..., camera: _Optional[_Union[CameraIntrinsics, _Mapping]] = ..., cameras: _Optional[_Iterable[_Union[CameraIntrinsics, _Mapping]]] = ..., track_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Lift2Dto3DResponse(_message.Message):
     __slots__ = ("pose3d", "joint_names", "model", "model_version", "request_id", "pose_scores", "joint_inferred", "default_camera")
@@ -88,16 +90,20 @@ class Lift2Dto3DResponse(_message.Message):
     def __init__(self, pose3d: _Optional[_Union[Tensor, _Mapping]] = ..., joint_names: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., pose_scores: _Optional[_Union[Tensor, _Mapping]] = ..., joint_inferred: _Optional[_Union[Tensor, _Mapping]] = ..., default_camera: _Optional[bool] = ...) -> None: ...
 
 class StreamLift2Dto3DRequest(_message.Message):
-    __slots__ = ("request",)
+    __slots__ = ("request", "lookahead")
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    LOOKAHEAD_FIELD_NUMBER: _ClassVar[int]
     request: Lift2Dto3DRequest
-    def __init__(self, request: _Optional[_Union[Lift2Dto3DRequest, _Mapping]] = ...) -> None: ...
+    lookahead: int
+    def __init__(self, request: _Optional[_Union[Lift2Dto3DRequest, _Mapping]] = ..., lookahead: _Optional[int] = ...) -> None: ...
 
 class StreamLift2Dto3DResponse(_message.Message):
-    __slots__ = ("response",)
+    __slots__ = ("response", "request_index")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_INDEX_FIELD_NUMBER: _ClassVar[int]
     response: Lift2Dto3DResponse
-    def __init__(self, response: _Optional[_Union[Lift2Dto3DResponse, _Mapping]] = ...) -> None: ...
+    request_index: int
+    def __init__(self, response: _Optional[_Union[Lift2Dto3DResponse, _Mapping]] = ..., request_index: _Optional[int] = ...) -> None: ...
 
 class CameraIntrinsics(_message.Message):
     __slots__ = ("fx", "fy", "cx", "cy", "width", "height", "radial", "tangential")
@@ -216,7 +222,7 @@ class GetModelInfoResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "is_default", "joint_names", "joint_parents", "input_formats", "providers", "has_augmentor", "metrics", "manifest_json", "lifter_input")
+    __slots__ = ("name", "version", "is_default", "joint_names", "joint_parents", "input_formats", "providers", "has_augmentor", "metrics", "manifest_json", "lifter_input", "temporal_frames", "temporal_lookahead")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +241,8 @@ class ModelInfo(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
     LIFTER_INPUT_FIELD_NUMBER: _ClassVar[int]
+    TEMPORAL_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TEMPORAL_LOOKAHEAD_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     is_default: bool
@@ -246,4 +254,6 @@ class ModelInfo(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     manifest_json: str
     lifter_input: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., is_default: _Optional[bool] = ..., joint_names: _Optional[_Iterable[str]] = ..., joint_parents: _Optional[_Iterable[int]] = ..., input_formats: _Optional[_Iterable[_Union[KeypointFormat, str]]] = ..., providers: _Optional[_Iterable[str]] = ..., has_augmentor: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ..., lifter_input: _Optional[str] = ...) -> None: ...
+    temporal_frames: int
+    temporal_lookahead: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., is_default: _Optional[bool] = ..., joint_names: _Optional[_Iterable[str]] = ..., joint_parents: _Optional[_Iterable[int]] = ..., input_formats: _Optional[_Iterable[_Union[KeypointFormat, str]]] = ..., providers: _Optional[_Iterable[str]] = ..., has_augmentor: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., manifest_json: _Optional[str] = ..., lifter_input: _Optional[str] = ..., temporal_frames: _Optional[int] = ..., temporal_lookahead: _Optional[int] = ...) -> None: ...
