@@ -29,7 +29,8 @@ from poseaug_service.errors import (
 from poseaug_service.lifting import check_request_id, resolve_model
 from poseaug_service.limits import MAX_OPS
 from poseaug_service.noise import OP_BA, OP_BL, OP_RT, standard_normal
-from poseaug_service.runtime import AUGMENTOR_OUTPUTS, LoadedModel, ModelRepository
+from poseaug_service.repository import ModelRepository
+from poseaug_service.sessions import AUGMENTOR_OUTPUTS, LoadedModel
 from poseaug_service.tensors import to_array, to_tensor
 
 MAX_STREAM_ROWS = 2**31
