@@ -18,16 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
-from poseaug_client.contract import DEFAULT_STREAM_CHUNK, MAX_STREAM_CHUNK
 from poseaug_service.augmentation import (
     MAX_STREAM_ROWS,
     AugmentEngine,
     AugmentJob,
+    check_chunk_fits,
+    check_fits_one_message,
     parse_augment,
+    stream_chunk_rows,
 )
 from poseaug_service.calls import CallState, instrumented
 from poseaug_service.config import ServerConfig
-from poseaug_service.errors import CancelledError, InvalidArgumentError
+from poseaug_service.errors import CancelledError
 from poseaug_service.lift_queue import LiftQueue, Submitted
 from poseaug_service.lift_stream import ReadAhead
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
@@ -160,24 +162,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             self.repo,
             self.config.max_poses_per_request,
         )
-        if job.response_bytes(job.total) > self._message_limit:
-            raise InvalidArgumentError(
-                "count",
-                f"the response for N * count = {job.total} poses would be about "
-                f"{job.response_bytes(job.total) >> 20} MiB, over the server's "
-                f"{self.config.max_message_mb} MiB message limit; use StreamAugment",
-            )
+        check_fits_one_message(job, self._message_limit, self.config.max_message_mb)
         with self.augment.admitted():
             return await self._in_pool(call, self._augment_rows, job, 0, job.total, call, "Augment")
 
     @instrumented("StreamAugment")
     async def StreamAugment(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
-        if request.chunk_size > MAX_STREAM_CHUNK:
-            raise InvalidArgumentError(
-                "chunk_size", f"must be 0..{MAX_STREAM_CHUNK}, got {request.chunk_size}"
-            )
-        chunk = request.chunk_size or DEFAULT_STREAM_CHUNK
+        chunk = stream_chunk_rows(request.chunk_size)
         job = await self._blocking(
             len(request.request.poses3d.data),
             parse_augment,
@@ -186,13 +178,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             MAX_STREAM_ROWS,
             "request.",
         )
-        largest = job.response_bytes(min(chunk, job.total))
-        if largest > self._message_limit:
-            raise InvalidArgumentError(
-                "chunk_size",
-                f"a chunk of {chunk} poses would be about {largest >> 20} MiB, "
-                f"over the server's {self.config.max_message_mb} MiB message limit",
-            )
+        check_chunk_fits(job, chunk, self._message_limit, self.config.max_message_mb)
         with self.augment.admitted():
             for start in range(0, job.total, chunk):
                 stop = min(job.total, start + chunk)
