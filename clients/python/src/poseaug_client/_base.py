@@ -48,13 +48,13 @@ from poseaug_client.streaming import AugmentStream, LiftStream
 
 #: The default of every `timeout`: the configured one (None means no deadline).
 _UNSET: Any = object()
-_HEALTH = "Health.Check"
 
 
 class _ClientBase:
     """Options, endpoints and request planning of both clients; `_aio` picks the channels."""
 
     _aio: ClassVar[bool]
+    _HEALTH = "Health.Check"  # the method name retries and errors use for health checks
 
     def __init__(
         self,
@@ -78,11 +78,32 @@ class _ClientBase:
         metadata = self._pool.metadata
 
         def call(endpoint: Endpoint, left: float | None) -> Any:
-            if method == _HEALTH:
+            if method == self._HEALTH:
                 return endpoint.health.Check(request, timeout=left, metadata=metadata)
             return getattr(endpoint.poseaug, method)(request, timeout=left, metadata=metadata)
 
         return call
+
+    @staticmethod
+    def _health_request(service: str) -> health_pb2.HealthCheckRequest:
+        return health_pb2.HealthCheckRequest(service=service)
+
+    @staticmethod
+    def _health_status(response: health_pb2.HealthCheckResponse) -> str:
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    @staticmethod
+    def _raise_unknown_service(error: PoseAugError, service: str) -> None:
+        """NOT_FOUND from the health service: name the service the caller asked about."""
+        if error.code == grpc.StatusCode.NOT_FOUND:
+            raise PoseAugError(error.code, f"health: unknown service {service!r}") from None
+
+    @staticmethod
+    def _stream_total(batches: object, total: int | None) -> int | None:
+        """The progress bar's total: given, or the length of a sized sequence of batches."""
+        if total is None and hasattr(batches, "__len__"):
+            return len(batches)  # type: ignore[arg-type]
+        return total
 
     def _lift_plan(
         self,
@@ -170,24 +191,3 @@ class _AugmentPlan:
 
     def result(self) -> AugmentResult:
         return concat_augment(self._parts)
-
-
-def _health_request(service: str) -> health_pb2.HealthCheckRequest:
-    return health_pb2.HealthCheckRequest(service=service)
-
-
-def _health_status(response: health_pb2.HealthCheckResponse) -> str:
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-
-
-def _raise_unknown_service(error: PoseAugError, service: str) -> None:
-    """NOT_FOUND from the health service: name the service the caller asked about."""
-    if error.code == grpc.StatusCode.NOT_FOUND:
-        raise PoseAugError(error.code, f"health: unknown service {service!r}") from None
-
-
-def _stream_total(batches: object, total: int | None) -> int | None:
-    """The progress bar's total: given, or the length of a sized sequence of batches."""
-    if total is None and hasattr(batches, "__len__"):
-        return len(batches)  # type: ignore[arg-type]
-    return total

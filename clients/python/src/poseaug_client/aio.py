@@ -14,15 +14,7 @@ import grpc
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client._base import (
-    _HEALTH,
-    _UNSET,
-    _ClientBase,
-    _health_request,
-    _health_status,
-    _raise_unknown_service,
-    _stream_total,
-)
+from poseaug_client._base import _UNSET, _ClientBase
 from poseaug_client.cameras import CameraOption
 from poseaug_client.config import ClientConfig
 from poseaug_client.errors import PoseAugError
@@ -69,11 +61,11 @@ class AsyncPoseAugClient(_ClientBase):
     async def health(self, service: str = "", *, timeout: float | None = _UNSET) -> str:
         """grpc.health.v1 status of the server ("" = the whole server), e.g. "SERVING"."""
         try:
-            response = await self._unary(_HEALTH, _health_request(service), timeout)
+            response = await self._unary(self._HEALTH, self._health_request(service), timeout)
         except PoseAugError as error:
-            _raise_unknown_service(error, service)
+            self._raise_unknown_service(error, service)
             raise
-        return _health_status(response)
+        return self._health_status(response)
 
     async def models(self, *, timeout: float | None = _UNSET) -> list[ModelInfo]:
         """Every model bundle the server holds (`is_default` marks the default one)."""
@@ -170,7 +162,7 @@ class AsyncPoseAugClient(_ClientBase):
         total: int | None = None,
     ) -> AsyncIterator[np.ndarray]:
         """See PoseAugClient.lift_stream; `batches` may also be an async iterable."""
-        total = _stream_total(batches, total)
+        total = self._stream_total(batches, total)
         parts = _async_parts(batches, self.config, format, image_size, model, camera)
         stream = self._lift_stream(parts, timeout)
         with progress_bar(progress, total, "lift stream", "batch") as bar:

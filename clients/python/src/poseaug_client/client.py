@@ -14,15 +14,7 @@ import grpc
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client._base import (
-    _HEALTH,
-    _UNSET,
-    _ClientBase,
-    _health_request,
-    _health_status,
-    _raise_unknown_service,
-    _stream_total,
-)
+from poseaug_client._base import _UNSET, _ClientBase
 from poseaug_client.cameras import CameraOption
 from poseaug_client.errors import PoseAugError
 from poseaug_client.jobs import (
@@ -70,11 +62,11 @@ class PoseAugClient(_ClientBase):
     def health(self, service: str = "", *, timeout: float | None = _UNSET) -> str:
         """grpc.health.v1 status of the server ("" = the whole server), e.g. "SERVING"."""
         try:
-            response = self._unary(_HEALTH, _health_request(service), timeout)
+            response = self._unary(self._HEALTH, self._health_request(service), timeout)
         except PoseAugError as error:
-            _raise_unknown_service(error, service)
+            self._raise_unknown_service(error, service)
             raise
-        return _health_status(response)
+        return self._health_status(response)
 
     def models(self, *, timeout: float | None = _UNSET) -> list[ModelInfo]:
         """Every model bundle the server holds (`is_default` marks the default one)."""
@@ -194,7 +186,7 @@ class PoseAugClient(_ClientBase):
         "image_size" and "camera" (see `lift`). After UNAVAILABLE the stream is reopened and
         unanswered batches resent.
         """
-        total = _stream_total(batches, total)
+        total = self._stream_total(batches, total)
         parts = lift_stream_parts(iter(batches), self.config, format, image_size, model, camera)
         stream = self._lift_stream(parts, timeout)
         with progress_bar(progress, total, "lift stream", "batch") as bar:
