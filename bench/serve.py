@@ -43,8 +43,9 @@ from poseaug_service.camera_rays import (  # noqa: E402
     ray_input,
 )
 from poseaug_service.config import ServerConfig  # noqa: E402
-from poseaug_service.runtime import available_cores, session_options  # noqa: E402
+from poseaug_service.providers import available_cores  # noqa: E402
 from poseaug_service.server import event_loop_factory  # noqa: E402
+from poseaug_service.sessions import session_options  # noqa: E402
 from tests.reliability.procfs import cpu_seconds  # noqa: E402
 from tests.support.bundles import make_bundle  # noqa: E402
 from tests.support.protos import lift_request, tensor  # noqa: E402

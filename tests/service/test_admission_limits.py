@@ -117,6 +117,21 @@ def test_every_setting_has_a_flag_and_the_dataclass_defaults() -> None:
     assert flipped == ServerConfig(models=Path("m"), ort_spinning=True, grace_s=2.5)
 
 
+def test_numeric_flags_refuse_values_under_their_bound(capsys) -> None:
+    """Every bounded field (its bound kept on the field) refuses one under it, naming the flag."""
+    from dataclasses import fields
+
+    from poseaug_service.config import ServerConfig
+
+    bounded = {f.name: f.metadata["at_least"] for f in fields(ServerConfig) if f.metadata}
+    assert {"max_batch": 1, "port": 0, "grace_s": 0}.items() <= bounded.items()
+    for name, bound in bounded.items():
+        flag = "--" + name.replace("_", "-")
+        with pytest.raises(SystemExit):
+            parse_config([flag, str(bound - 1)])
+        assert f"{flag} must be >= {bound}, got {bound - 1}" in capsys.readouterr().err
+
+
 def test_budget_must_hold_one_largest_request() -> None:
     with pytest.raises(SystemExit):
         parse_config(["--max-message-mb", "512"])

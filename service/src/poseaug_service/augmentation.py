@@ -18,7 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client.contract import MAX_AUGMENT_COUNT, augment_row_bytes
+from poseaug_client.contract import (
+    DEFAULT_STREAM_CHUNK,
+    MAX_AUGMENT_COUNT,
+    MAX_STREAM_CHUNK,
+    augment_row_bytes,
+)
 from poseaug_service.camera import Camera, camera_from_proto, project
 from poseaug_service.errors import (
     CancelledError,
@@ -29,7 +34,8 @@ from poseaug_service.errors import (
 from poseaug_service.lifting import check_request_id, resolve_model
 from poseaug_service.limits import MAX_OPS
 from poseaug_service.noise import OP_BA, OP_BL, OP_RT, standard_normal
-from poseaug_service.runtime import AUGMENTOR_OUTPUTS, LoadedModel, ModelRepository
+from poseaug_service.repository import ModelRepository
+from poseaug_service.sessions import AUGMENTOR_OUTPUTS, LoadedModel
 from poseaug_service.tensors import to_array, to_tensor
 
 MAX_STREAM_ROWS = 2**31
@@ -170,6 +176,35 @@ def parse_augment(
         camera=camera,
         request_id=req.request_id,
     )
+
+
+def check_fits_one_message(job: AugmentJob, limit: int, limit_mb: int) -> None:
+    """Augment answers all N * count rows in one message of at most `limit` bytes."""
+    size = job.response_bytes(job.total)
+    if size > limit:
+        raise InvalidArgumentError(
+            "count",
+            f"the response for N * count = {job.total} poses would be about "
+            f"{size >> 20} MiB, over the server's {limit_mb} MiB message limit; use StreamAugment",
+        )
+
+
+def stream_chunk_rows(chunk_size: int) -> int:
+    """StreamAugment's rows per chunk: as asked (0: the default), at most MAX_STREAM_CHUNK."""
+    if chunk_size > MAX_STREAM_CHUNK:
+        raise InvalidArgumentError("chunk_size", f"must be 0..{MAX_STREAM_CHUNK}, got {chunk_size}")
+    return chunk_size or DEFAULT_STREAM_CHUNK
+
+
+def check_chunk_fits(job: AugmentJob, chunk: int, limit: int, limit_mb: int) -> None:
+    """The largest chunk of a StreamAugment job fits one message of at most `limit` bytes."""
+    largest = job.response_bytes(min(chunk, job.total))
+    if largest > limit:
+        raise InvalidArgumentError(
+            "chunk_size",
+            f"a chunk of {chunk} poses would be about {largest >> 20} MiB, "
+            f"over the server's {limit_mb} MiB message limit",
+        )
 
 
 class AugmentEngine:

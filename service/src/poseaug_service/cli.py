@@ -6,7 +6,7 @@ import logging
 import sys
 
 from poseaug_service.config import parse_config
-from poseaug_service.runtime import RepositoryError
+from poseaug_service.repository import RepositoryError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ start the real server with exactly the flags an operator would use."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from poseaug_client.contract import TOKEN_ENV
@@ -15,6 +15,10 @@ DEFAULT_MAX_MESSAGE_MB = 256
 DEFAULT_MAX_INFLIGHT_MB = 1024
 DEFAULT_REQUEST_ARRIVAL_S = 10.0
 
+# The lower bound of a numeric flag, kept on its field: parse_config checks every bounded one.
+_POSITIVE = {"at_least": 1}
+_NON_NEGATIVE = {"at_least": 0}
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -22,36 +26,36 @@ class ServerConfig:
 
     models: Path
     host: str = "127.0.0.1"
-    port: int = 50051
-    metrics_port: int = 0
+    port: int = field(default=50051, metadata=_NON_NEGATIVE)
+    metrics_port: int = field(default=0, metadata=_NON_NEGATIVE)
     metrics_host: str = "127.0.0.1"
     default_model: str = ""
     providers: str = "auto"
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    busy_intra_op_threads: int = 0
+    intra_op_threads: int = field(default=0, metadata=_NON_NEGATIVE)
+    inter_op_threads: int = field(default=0, metadata=_NON_NEGATIVE)
+    busy_intra_op_threads: int = field(default=0, metadata=_NON_NEGATIVE)
     ort_spinning: bool = False
     event_loop: str = "auto"
-    grpc_workers: int = 8
-    max_concurrent_rpcs: int = 1024
-    max_rpcs_per_peer: int = 0
-    max_inflight_mb: int = DEFAULT_MAX_INFLIGHT_MB
+    grpc_workers: int = field(default=8, metadata=_POSITIVE)
+    max_concurrent_rpcs: int = field(default=1024, metadata=_POSITIVE)
+    max_rpcs_per_peer: int = field(default=0, metadata=_NON_NEGATIVE)
+    max_inflight_mb: int = field(default=DEFAULT_MAX_INFLIGHT_MB, metadata=_POSITIVE)
     request_arrival_s: float = DEFAULT_REQUEST_ARRIVAL_S
-    batch_workers: int = 1
-    max_batch: int = 1024
-    max_queue_delay_us: int = 2000
-    max_queue: int = 256
-    max_poses_per_request: int = DEFAULT_MAX_POSES_PER_REQUEST
-    max_message_mb: int = DEFAULT_MAX_MESSAGE_MB
-    grace_s: float = 30.0
+    batch_workers: int = field(default=1, metadata=_POSITIVE)
+    max_batch: int = field(default=1024, metadata=_POSITIVE)
+    max_queue_delay_us: int = field(default=2000, metadata=_NON_NEGATIVE)
+    max_queue: int = field(default=256, metadata=_POSITIVE)
+    max_poses_per_request: int = field(default=DEFAULT_MAX_POSES_PER_REQUEST, metadata=_POSITIVE)
+    max_message_mb: int = field(default=DEFAULT_MAX_MESSAGE_MB, metadata=_POSITIVE)
+    grace_s: float = field(default=30.0, metadata=_NON_NEGATIVE)
     log_level: str = "INFO"
-    health_port: int = 0
+    health_port: int = field(default=0, metadata=_NON_NEGATIVE)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     token_file: Path | None = None
-    reload_interval_s: float = 0.0
-    max_connection_age_s: float = 0.0
+    reload_interval_s: float = field(default=0.0, metadata=_NON_NEGATIVE)
+    max_connection_age_s: float = field(default=0.0, metadata=_NON_NEGATIVE)
 
     @property
     def tls(self) -> bool:
@@ -205,35 +209,10 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
     """Parse and sanity-check flags; argparse exits with a usage message on bad values."""
     parser = build_parser()
     a = parser.parse_args(argv)
-    positive = {
-        "--grpc-workers": a.grpc_workers,
-        "--batch-workers": a.batch_workers,
-        "--max-batch": a.max_batch,
-        "--max-queue": a.max_queue,
-        "--max-poses-per-request": a.max_poses_per_request,
-        "--max-message-mb": a.max_message_mb,
-        "--max-concurrent-rpcs": a.max_concurrent_rpcs,
-        "--max-inflight-mb": a.max_inflight_mb,
-    }
-    for flag, value in positive.items():
-        if value < 1:
-            parser.error(f"{flag} must be >= 1, got {value}")
-    non_negative = {
-        "--metrics-port": a.metrics_port,
-        "--port": a.port,
-        "--intra-op-threads": a.intra_op_threads,
-        "--inter-op-threads": a.inter_op_threads,
-        "--busy-intra-op-threads": a.busy_intra_op_threads,
-        "--max-queue-delay-us": a.max_queue_delay_us,
-        "--grace-s": a.grace_s,
-        "--health-port": a.health_port,
-        "--reload-interval-s": a.reload_interval_s,
-        "--max-connection-age-s": a.max_connection_age_s,
-        "--max-rpcs-per-peer": a.max_rpcs_per_peer,
-    }
-    for flag, value in non_negative.items():
-        if value < 0:
-            parser.error(f"{flag} must be >= 0, got {value}")
+    for f in fields(ServerConfig):
+        bound, value = f.metadata.get("at_least"), getattr(a, f.name)
+        if bound is not None and value < bound:
+            parser.error(f"--{f.name.replace('_', '-')} must be >= {bound}, got {value}")
     if (a.tls_cert is None) != (a.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if a.tls_client_ca is not None and a.tls_cert is None:

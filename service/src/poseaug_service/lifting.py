@@ -33,7 +33,8 @@ from poseaug_service.keypoint_formats import (
 )
 from poseaug_service.limits import echo
 from poseaug_service.normalization import normalize_screen
-from poseaug_service.runtime import LoadedModel, ModelRepository, RepositoryState
+from poseaug_service.repository import ModelRepository, RepositoryState
+from poseaug_service.sessions import LoadedModel
 from poseaug_service.tensors import to_array, to_tensor
 
 MAX_REQUEST_ID = 128

@@ -6,7 +6,7 @@ import json
 
 from poseaug.v1 import poseaug_pb2
 from poseaug_service.keypoint_formats import H36M_JOINT_NAMES, H36M_PARENTS, INPUT_FORMATS
-from poseaug_service.runtime import LoadedModel
+from poseaug_service.sessions import LoadedModel
 
 
 def model_info(model: LoadedModel, default_name: str) -> poseaug_pb2.ModelInfo:

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from poseaug_service.runtime import ModelRepository, ReloadReport
+from poseaug_service.repository import ModelRepository, ReloadReport
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from poseaug_service.loop_lag import LoopLagMonitor
 from poseaug_service.metrics import Metrics
 from poseaug_service.prescan import prechecks
 from poseaug_service.reload import ModelReloader
+from poseaug_service.repository import ModelRepository, ReloadReport
 from poseaug_service.request_reader import RequestReader, add_servicer_safely
-from poseaug_service.runtime import ModelRepository, ReloadReport
 from poseaug_service.servicer import PoseAugServicer
 from poseaug_service.tls import server_credentials
 

@@ -1,9 +1,9 @@
-"""PoseAugService handlers on grpc.aio: parse, hand work to the batcher / augment engine, answer.
+"""PoseAugService handlers on grpc.aio: parse, hand work to the lift queue / augment engine, answer.
 
 All handlers run on one asyncio event loop. A lift request is parsed on the loop (or in the
-worker pool when it is large), queued in its model's DynamicBatcher, and the handler awaits a
-future that the batch worker resolves through a LoopWaker (one loop wake-up per finished
-batch, not per caller). Augment runs its ONNX Runtime work in the worker pool.
+worker pool when it is large) and handed to the lift queue (lift_queue.py), which merges it
+with other callers' in its model's DynamicBatcher; StreamLift2Dto3D reads its messages ahead
+through a window (lift_stream.py). Augment runs its ONNX Runtime work in the worker pool.
 
 Every handler is wrapped by `calls.instrumented` (ServiceError to gRPC status, metrics) and
 keeps its caller's deadline and cancellation in a `calls.CallState`.
@@ -18,32 +18,27 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
-from poseaug_client.contract import DEFAULT_STREAM_CHUNK, MAX_STREAM_CHUNK
 from poseaug_service.augmentation import (
     MAX_STREAM_ROWS,
     AugmentEngine,
     AugmentJob,
+    check_chunk_fits,
+    check_fits_one_message,
     parse_augment,
+    stream_chunk_rows,
 )
-from poseaug_service.batcher import BatcherRegistry, DynamicBatcher, Pending
 from poseaug_service.calls import CallState, instrumented
 from poseaug_service.config import ServerConfig
-from poseaug_service.errors import (
-    CancelledError,
-    DeadlineExceededError,
-    InvalidArgumentError,
-    ServiceError,
-)
+from poseaug_service.errors import CancelledError
+from poseaug_service.lift_queue import LiftQueue, Submitted
+from poseaug_service.lift_stream import ReadAhead
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
 from poseaug_service.limits import INLINE_PARSE_BYTES
-from poseaug_service.loop_waker import LoopWaker
 from poseaug_service.metrics import Metrics
 from poseaug_service.model_info import model_info
-from poseaug_service.runtime import ModelRepository
+from poseaug_service.repository import ModelRepository
 from poseaug_service.tensors import require_finite_result
 
-# Lift messages of one stream being processed at once (validated and queued ahead).
-STREAM_WINDOW = 8
 # Rows per augmentor run.
 AUGMENT_SUB_CHUNK = 8192
 
@@ -57,10 +52,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         self.metrics = metrics
         self.active_calls = 0  # PoseAugService calls being handled (touched on the loop only)
         self.closing = False  # set by the server's graceful stop: new calls get UNAVAILABLE
-        self.batchers = BatcherRegistry(self._new_batcher)
-        self._waker = LoopWaker(asyncio.get_running_loop())  # built on the serving loop
-        for name in repo.models:
-            self.batchers.get(name)
+        self.lifts = LiftQueue(config, metrics, list(repo.models))  # built on the serving loop
         augment_batch = metrics.batch_size
         self.augment = AugmentEngine(
             max_jobs=config.max_queue,
@@ -79,19 +71,8 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         return self.config.max_message_bytes * 15 // 16
 
     def close(self) -> None:
-        self.batchers.close()
+        self.lifts.close()
         self.pool.shutdown(wait=True)
-
-    def _new_batcher(self, name: str) -> DynamicBatcher:
-        config = self.config
-        return DynamicBatcher(
-            max_batch=config.max_batch,
-            max_delay_s=config.max_queue_delay_us / 1e6,
-            max_queue=config.max_queue,
-            workers=config.batch_workers,
-            stats=self.metrics.batch_stats(name),
-            name=f"lift-{name}",
-        )
 
     async def _blocking(self, size: int, fn: Callable, *args):
         """fn(*args) inline when the payload is small, else in the worker pool."""
@@ -100,52 +81,16 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     # --- lifting ---------------------------------------------------------------------------
-    def _submit(self, parsed: LiftInput, call: CallState):
-        """Queue a parsed request; returns what `_collect` needs to await its answer."""
-        future = asyncio.get_running_loop().create_future()
-        batcher = self.batchers.get(parsed.model.name)
-        resolve = self._waker.resolve
-        model = parsed.model
-        pending = batcher.submit(
-            parsed.keypoints,
-            call.is_active,
-            run=model.run_lifter,
-            on_done=lambda: resolve(future),
-            run_busy=model.run_lifter_busy if model.lifter_busy is not None else None,
-        )
-        return batcher, pending, future
-
-    async def _collect(
-        self, batcher: DynamicBatcher, pending: Pending, future: asyncio.Future, call: CallState
-    ) -> np.ndarray:
-        try:
-            await asyncio.wait_for(future, call.time_left())  # None: no deadline
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            call.cancelled = True
-            batcher.cancel(pending)
-            if isinstance(exc, TimeoutError):
-                raise DeadlineExceededError(
-                    "", "deadline exceeded before the work finished"
-                ) from None
-            raise
-        if pending.error is not None:
-            if isinstance(pending.error, CancelledError):
-                raise call.as_status(pending.error)
-            raise pending.error
-        assert pending.outputs is not None
-        return pending.outputs
-
     async def _lift_answer(
-        self, parsed: LiftInput, submitted: tuple, call: CallState, method: str, field: str
+        self, parsed: LiftInput, submitted: Submitted, call: CallState, method: str, field: str
     ):
         """Await a submitted request's poses and build its response; the request is released
         either way (its caller will not come back with it)."""
-        batcher, pending, future = submitted
         try:
-            pose3d = await self._collect(batcher, pending, future, call)
+            pose3d = await self.lifts.collect(submitted, call)
             return await self._blocking(pose3d.nbytes, self._answer, parsed, pose3d, method, field)
         finally:
-            batcher.release(pending)
+            submitted.release()
 
     def _answer(self, parsed: LiftInput, pose3d: np.ndarray, method: str, field: str):
         require_finite_result(pose3d, field)
@@ -166,61 +111,27 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     async def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         parsed = await self._parse_lift(request)
-        submitted = self._submit(parsed, call)
+        submitted = self.lifts.submit(parsed, call)
         return await self._lift_answer(parsed, submitted, call, "Lift2Dto3D", "keypoints.data")
 
     @instrumented("StreamLift2Dto3D")
     async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
-        """A reader task validates and queues messages ahead; answers go out in order."""
+        """Messages are validated and queued ahead (lift_stream.py); answers go out in order."""
         call = CallState(context)
-        window: asyncio.Queue = asyncio.Queue(maxsize=STREAM_WINDOW)
 
-        async def read() -> None:
-            k = 0
-            try:
-                async for msg in request_iterator:
-                    try:
-                        parsed = await self._parse_lift(msg.request, prefix=f"request[{k}].")
-                        item = (parsed, self._submit(parsed, call))
-                    except ServiceError as exc:
-                        await window.put(exc)
-                        return
-                    try:
-                        await window.put(item)
-                    except asyncio.CancelledError:  # the stream ended while the window was full
-                        _cancel_submitted(item[1])
-                        raise
-                    k += 1
-            except ServiceError as exc:  # a message that did not parse (see request_reader.py)
-                await window.put(exc)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the stream broke (cancelled or transport error)
-                await window.put(CancelledError("", f"request stream ended: {exc}"))
-                return
-            await window.put(None)
+        async def prepare(message, k: int) -> tuple[LiftInput, Submitted]:
+            parsed = await self._parse_lift(message.request, prefix=f"request[{k}].")
+            return parsed, self.lifts.submit(parsed, call)
 
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                item = await window.get()
-                if item is None:
-                    return
-                if isinstance(item, ServiceError):
-                    raise item
-                parsed, submitted = item
+        def drop(item: tuple[LiftInput, Submitted]) -> None:
+            item[1].cancel()
+
+        async with ReadAhead(request_iterator, prepare, drop, call) as window:
+            async for parsed, submitted in window:
                 response = await self._lift_answer(
                     parsed, submitted, call, "StreamLift2Dto3D", "request.keypoints.data"
                 )
                 yield poseaug_pb2.StreamLift2Dto3DResponse(response=response)
-        finally:
-            call.cancelled = True
-            reader.cancel()
-            while not window.empty():  # release queued work of a stream that ended early
-                item = window.get_nowait()
-                if isinstance(item, tuple):
-                    _cancel_submitted(item[1])
 
     # --- augmentation ----------------------------------------------------------------------
     def _augment_rows(self, job: AugmentJob, start: int, stop: int, call: CallState, method: str):
@@ -251,24 +162,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             self.repo,
             self.config.max_poses_per_request,
         )
-        if job.response_bytes(job.total) > self._message_limit:
-            raise InvalidArgumentError(
-                "count",
-                f"the response for N * count = {job.total} poses would be about "
-                f"{job.response_bytes(job.total) >> 20} MiB, over the server's "
-                f"{self.config.max_message_mb} MiB message limit; use StreamAugment",
-            )
+        check_fits_one_message(job, self._message_limit, self.config.max_message_mb)
         with self.augment.admitted():
             return await self._in_pool(call, self._augment_rows, job, 0, job.total, call, "Augment")
 
     @instrumented("StreamAugment")
     async def StreamAugment(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
-        if request.chunk_size > MAX_STREAM_CHUNK:
-            raise InvalidArgumentError(
-                "chunk_size", f"must be 0..{MAX_STREAM_CHUNK}, got {request.chunk_size}"
-            )
-        chunk = request.chunk_size or DEFAULT_STREAM_CHUNK
+        chunk = stream_chunk_rows(request.chunk_size)
         job = await self._blocking(
             len(request.request.poses3d.data),
             parse_augment,
@@ -277,13 +178,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             MAX_STREAM_ROWS,
             "request.",
         )
-        largest = job.response_bytes(min(chunk, job.total))
-        if largest > self._message_limit:
-            raise InvalidArgumentError(
-                "chunk_size",
-                f"a chunk of {chunk} poses would be about {largest >> 20} MiB, "
-                f"over the server's {self.config.max_message_mb} MiB message limit",
-            )
+        check_chunk_fits(job, chunk, self._message_limit, self.config.max_message_mb)
         with self.augment.admitted():
             for start in range(0, job.total, chunk):
                 stop = min(job.total, start + chunk)
@@ -310,9 +205,3 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         state = self.repo.state
         model = resolve_model(state, request.model)
         return poseaug_pb2.GetModelInfoResponse(model=model_info(model, state.default_name))
-
-
-def _cancel_submitted(submitted: tuple) -> None:
-    """Drop a request `_submit` queued whose answer nobody will collect."""
-    batcher, pending, _future = submitted
-    batcher.cancel(pending)

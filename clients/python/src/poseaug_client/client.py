@@ -1,64 +1,38 @@
-"""The synchronous client: numpy arrays in and out, chunking, retries, streams."""
+"""The synchronous client: numpy arrays in and out, chunking, retries, streams.
+
+Planning and bookkeeping live in `_base.py` and `streaming.py`; this module holds the blocking
+transport: calls with retries, and the loop that reopens a stream after UNAVAILABLE.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client._base import _UNSET, _ClientBase
 from poseaug_client.cameras import CameraOption
-from poseaug_client.channel import EndpointPool
-from poseaug_client.checks import (
-    check_rows,
-    stream_chunk,
-    stream_ended_early,
-    unanswered_error,
-)
-from poseaug_client.config import DEFAULT_SERVER, ClientConfig
 from poseaug_client.errors import PoseAugError
 from poseaug_client.jobs import (
+    DEFAULT_OPS,
     AugmentJob,
     ImageSizeLike,
-    augment_outputs_per_call,
-    augment_request,
-    chunk_bounds,
-    lift_chunk_size,
-    lift_request,
     lift_stream_parts,
     prepare_augment,
-    prepare_lift,
-    stream_augment_requests,
-    stream_sources_per_call,
 )
 from poseaug_client.progress import ProgressOption, progress_bar
-from poseaug_client.results import (
-    AugmentChunk,
-    AugmentResult,
-    LiftResult,
-    ModelInfo,
-    augment_result,
-    concat_augment,
-    join_lift,
-    lift_poses,
-)
-from poseaug_client.retry import (
-    Deadline,
-    StreamRetries,
-    call_with_retry,
-)
-from poseaug_client.streaming import LiftAssembler, LiftFeed
+from poseaug_client.results import AugmentChunk, AugmentResult, LiftResult, ModelInfo
+from poseaug_client.retry import call_with_retry
+from poseaug_client.streaming import ResumableStream
 
-_UNSET: Any = object()
-DEFAULT_OPS = ("ba", "bl", "rt")
+__all__ = ["PoseAugClient"]
 
 
-class PoseAugClient:
+class PoseAugClient(_ClientBase):
     """Blocking client for one server or a round-robin set of servers.
 
     Options (all keyword): timeout, stream_timeout, max_attempts, initial_backoff,
@@ -66,15 +40,7 @@ class PoseAugClient:
     tls_cert, tls_key, tls_server_name; see `ClientConfig`. Every failure raises PoseAugError.
     """
 
-    def __init__(
-        self,
-        servers: str | Sequence[str] = DEFAULT_SERVER,
-        *,
-        config: ClientConfig | None = None,
-        **options: Any,
-    ) -> None:
-        self.config = config or ClientConfig.create(servers, **options)
-        self._pool = EndpointPool(self.config, aio=False)
+    _aio = False
 
     def close(self) -> None:
         """Close every channel."""
@@ -90,32 +56,17 @@ class PoseAugClient:
     # -- unary calls ---------------------------------------------------------------------
 
     def _unary(self, method: str, request: Any, timeout: float | None) -> Any:
-        metadata = self._pool.metadata
-
-        def call(endpoint: Any, left: float | None) -> Any:
-            return getattr(endpoint.poseaug, method)(request, timeout=left, metadata=metadata)
-
+        call = self._rpc(method, request)
         return call_with_retry(self._pool, method, call, self._timeout(timeout))
-
-    def _timeout(self, timeout: float | None) -> float | None:
-        return self.config.timeout if timeout is _UNSET else timeout
 
     def health(self, service: str = "", *, timeout: float | None = _UNSET) -> str:
         """grpc.health.v1 status of the server ("" = the whole server), e.g. "SERVING"."""
-        request = health_pb2.HealthCheckRequest(service=service)
-        metadata = self._pool.metadata
         try:
-            response = call_with_retry(
-                self._pool,
-                "Health.Check",
-                lambda ep, left: ep.health.Check(request, timeout=left, metadata=metadata),
-                self._timeout(timeout),
-            )
+            response = self._unary(self._HEALTH, self._health_request(service), timeout)
         except PoseAugError as error:
-            if error.code == grpc.StatusCode.NOT_FOUND:
-                raise PoseAugError(error.code, f"health: unknown service {service!r}") from None
+            self._raise_unknown_service(error, service)
             raise
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return self._health_status(response)
 
     def models(self, *, timeout: float | None = _UNSET) -> list[ModelInfo]:
         """Every model bundle the server holds (`is_default` marks the default one)."""
@@ -177,17 +128,12 @@ class PoseAugClient:
     ) -> LiftResult:
         """`lift` with what the server says about it: LiftResult(poses3d, joint_inferred,
         default_camera, pose_scores, model, model_version)."""
-        job = prepare_lift(keypoints, format, image_size, scores, model, camera=camera)
-        poses, responses = [], []
-        bounds = chunk_bounds(job.count, lift_chunk_size(self.config, job.keypoints.shape[1]))
-        with progress_bar(progress, job.count, "lift", "pose") as bar:
-            for start, stop in bounds:
-                request = lift_request(job, start, stop)
-                response = self._unary("Lift2Dto3D", request, timeout)
-                poses.append(check_rows(lift_poses(response), stop - start, "pose3d"))
-                responses.append(response)
-                bar.update(stop - start)
-        return join_lift(poses, responses, job.single)
+        plan = self._lift_plan(keypoints, format, image_size, scores, model, camera)
+        with progress_bar(progress, plan.job.count, "lift", "pose") as bar:
+            for rows, request in plan.requests():
+                plan.answered(self._unary("Lift2Dto3D", request, timeout), rows)
+                bar.update(rows)
+        return plan.result()
 
     def augment(
         self,
@@ -208,22 +154,16 @@ class PoseAugClient:
         `timeout` per chunk) and are joined; the server numbers noise rows across the job, so
         the result is the same as one unary call with the same seed.
         """
-        job = prepare_augment(poses3d, count, ops, seed, camera, model)
-        per_call = augment_outputs_per_call(self.config)
-        with progress_bar(progress, job.outputs, "augment", "pose") as bar:
-            if job.outputs <= per_call:
-                request = augment_request(job, 0, len(job.poses3d), job.seed)
-                result = augment_result(self._unary("Augment", request, timeout))
-                check_rows(result.poses3d, job.outputs, "poses3d")
-                bar.update(job.outputs)
+        plan = self._augment_plan(poses3d, count, ops, seed, camera, model, timeout)
+        with progress_bar(progress, plan.job.outputs, "augment", "pose") as bar:
+            if plan.unary:
+                result = plan.unary_result(self._unary("Augment", plan.request(), timeout))
+                bar.update(plan.job.outputs)
                 return result
-            calls = -(-job.outputs // per_call)
-            deadline = None if self._timeout(timeout) is None else self._timeout(timeout) * calls
-            parts = []
-            for chunk in self._stream_job(job, per_call, deadline):
-                parts.append(AugmentResult(chunk.poses3d, chunk.keypoints2d, chunk.params))
+            for chunk in self._stream_job(plan.job, plan.chunk_size, plan.stream_timeout):
+                plan.add(chunk)
                 bar.update(len(chunk.poses3d))
-        return concat_augment(parts)
+        return plan.result()
 
     # -- streams -------------------------------------------------------------------------
 
@@ -246,45 +186,13 @@ class PoseAugClient:
         "image_size" and "camera" (see `lift`). After UNAVAILABLE the stream is reopened and
         unanswered batches resent.
         """
-        if total is None and hasattr(batches, "__len__"):
-            total = len(batches)  # type: ignore[arg-type]
+        total = self._stream_total(batches, total)
         parts = lift_stream_parts(iter(batches), self.config, format, image_size, model, camera)
-        feed, assembler, pull_lock = LiftFeed(), LiftAssembler(), threading.Lock()
-        deadline = Deadline(self.config.stream_timeout if timeout is _UNSET else timeout)
-        retries = StreamRetries(self.config, deadline, "StreamLift2Dto3D")
+        stream = self._lift_stream(parts, timeout)
         with progress_bar(progress, total, "lift stream", "batch") as bar:
-            while True:
-                endpoint = self._pool.next()
-                call = endpoint.poseaug.StreamLift2Dto3D(
-                    feed.requests(parts, pull_lock),
-                    timeout=deadline.remaining(),
-                    metadata=self._pool.metadata,
-                )
-                try:
-                    for message in call:
-                        response = message.response
-                        feed.answered(response.request_id)
-                        for part in feed.take_local():
-                            assembler.add_local(part)
-                        assembler.add(response.request_id, lift_poses(response))
-                        retries.progressed()
-                        for poses in assembler.ready():
-                            bar.update(1)
-                            yield poses
-                    break
-                except grpc.RpcError as error:
-                    time.sleep(retries.delay_after(error, endpoint.target))
-                finally:
-                    call.cancel()
-            for part in feed.take_local():
-                assembler.add_local(part)
-            for poses in assembler.ready():
+            for poses in self._resumable(stream):
                 bar.update(1)
                 yield poses
-        if feed.error is not None:
-            raise feed.error
-        if feed.pending:
-            raise unanswered_error(len(feed.pending))
 
     def augment_stream(
         self,
@@ -307,43 +215,32 @@ class PoseAugClient:
         seed gives the same rows).
         """
         job = prepare_augment(poses3d, count, ops, seed, camera, model)
-        stream_timeout = self.config.stream_timeout if timeout is _UNSET else timeout
         with progress_bar(progress, job.outputs, "augment", "pose") as bar:
-            for chunk in self._stream_job(job, chunk_size, stream_timeout):
+            for chunk in self._stream_job(job, chunk_size, self._stream_timeout(timeout)):
                 bar.update(len(chunk.poses3d))
                 yield chunk
 
     def _stream_job(
         self, job: AugmentJob, chunk_size: int, timeout: float | None
     ) -> Iterator[AugmentChunk]:
-        """Chunks of a whole job: one StreamAugment call, or one per ~million sources."""
-        calls = stream_augment_requests(job, stream_sources_per_call(self.config), chunk_size)
-        for base, rows, request in calls:
-            yield from self._augment_call(request, base, rows, timeout)
+        for stream in self._augment_streams(job, chunk_size, timeout):
+            yield from self._resumable(stream)
 
-    def _augment_call(
-        self, request: poseaug_pb2.StreamAugmentRequest, base: int, rows: int, timeout: float | None
-    ) -> Iterator[AugmentChunk]:
-        """One StreamAugment call with resume-on-retry; yields rows [base, base + rows)."""
-        deadline, delivered = Deadline(timeout), 0
-        retries = StreamRetries(self.config, deadline, "StreamAugment")
+    def _resumable(self, stream: ResumableStream) -> Iterator[Any]:
+        """Run a streaming call to its end, reopening it after UNAVAILABLE (see streaming.py)."""
         while True:
             endpoint = self._pool.next()
-            call = endpoint.poseaug.StreamAugment(
-                request, timeout=deadline.remaining(), metadata=self._pool.metadata
+            call = getattr(endpoint.poseaug, stream.method)(
+                stream.requests(),
+                timeout=stream.deadline.remaining(),
+                metadata=self._pool.metadata,
             )
             try:
                 for message in call:
-                    chunk = stream_chunk(message, base, delivered)
-                    if chunk is None:
-                        continue
-                    delivered += len(chunk.poses3d)
-                    retries.progressed()
-                    yield chunk
+                    yield from stream.received(message)
                 break
             except grpc.RpcError as error:
-                time.sleep(retries.delay_after(error, endpoint.target))
+                time.sleep(stream.retries.delay_after(error, endpoint.target))
             finally:
                 call.cancel()
-        if delivered != rows:
-            raise stream_ended_early(delivered, rows)
+        yield from stream.finished()

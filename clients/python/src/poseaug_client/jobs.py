@@ -31,6 +31,8 @@ _ENVELOPE = 0.9  # room for field tags, names and shapes
 ImageSizeLike = tuple[int, int] | Sequence[int] | np.ndarray
 # The image size of lifts that send neither a size nor a camera.
 DEFAULT_IMAGE_SIZE = (1000, 1000)
+# The augmentation ops applied when the caller names none: all three, in order.
+DEFAULT_OPS = ("ba", "bl", "rt")
 
 
 @dataclass
@@ -251,7 +253,7 @@ def prepare_stream_batch(
 def prepare_augment(
     poses3d: object,
     count: int = 1,
-    ops: str | Iterable[str] = ("ba", "bl", "rt"),
+    ops: str | Iterable[str] = DEFAULT_OPS,
     seed: int = 0,
     camera: object | None = None,
     model: str | None = None,

@@ -16,6 +16,16 @@ from poseaug_client.channel import Endpoint, EndpointPool
 from poseaug_client.config import ClientConfig
 from poseaug_client.errors import PoseAugError
 
+__all__ = [
+    "Deadline",
+    "Retries",
+    "acall_with_retry",
+    "backoff_delays",
+    "call_with_retry",
+    "final_error",
+    "should_retry",
+]
+
 log = logging.getLogger("poseaug_client")
 T = TypeVar("T")
 
@@ -65,7 +75,9 @@ def final_error(error: grpc.RpcError, deadline: Deadline, method: str) -> PoseAu
     return PoseAugError.from_rpc_error(error)
 
 
-def log_retry(method: str, target: str, error: grpc.RpcError, attempt: int, delay: float, n: int):
+def _log_retry(
+    method: str, target: str, error: grpc.RpcError, attempt: int, delay: float, n: int
+) -> None:
     log.warning(
         "%s to %s: UNAVAILABLE (%s); attempt %d/%d, retrying in %.2f s",
         method,
@@ -77,30 +89,43 @@ def log_retry(method: str, target: str, error: grpc.RpcError, attempt: int, dela
     )
 
 
-class StreamRetries:
-    """Retry bookkeeping of one resumable stream: progress (an answer received) resets both
-    the attempt count and the backoff, so a long stream survives many separate outages."""
+class Retries:
+    """Retry bookkeeping of one call across its attempts, written once for both clients.
 
-    def __init__(self, config: ClientConfig, deadline: Deadline, method: str) -> None:
+    A unary call (`bounded`) never sleeps past its deadline. In a resumable stream, progress
+    (an answer received) resets both the attempt count and the backoff, so a long stream
+    survives many separate outages."""
+
+    def __init__(
+        self, config: ClientConfig, deadline: Deadline, method: str, *, bounded: bool = False
+    ) -> None:
         self.config = config
         self.deadline = deadline
         self.method = method
         self.attempt = 1
+        self._bounded = bounded
         self._delays = backoff_delays(config)
 
     def progressed(self) -> None:
         self.attempt = 1
 
     def delay_after(self, error: grpc.RpcError, target: str) -> float:
-        """Seconds to wait before reopening the stream, or raise the final PoseAugError."""
+        """Seconds to wait before the next attempt, or raise the final PoseAugError."""
         if not should_retry(error, self.attempt, self.config, self.deadline):
             raise final_error(error, self.deadline, self.method) from None
         if self.attempt == 1:  # first failure since progress: backoff starts over
             self._delays = backoff_delays(self.config)
         delay = next(self._delays)
-        log_retry(self.method, target, error, self.attempt, delay, self.config.max_attempts)
+        if self._bounded:
+            delay = _bounded(delay, self.deadline)
+        _log_retry(self.method, target, error, self.attempt, delay, self.config.max_attempts)
         self.attempt += 1
         return delay
+
+    def check_deadline(self, error: grpc.RpcError) -> None:
+        """After a unary call's backoff: DEADLINE_EXCEEDED if no time is left for another try."""
+        if _expired(self.deadline):
+            raise self.deadline.expired_error(self.method, error) from None
 
 
 def call_with_retry(
@@ -110,22 +135,14 @@ def call_with_retry(
     timeout: float | None,
 ) -> T:
     """Run `call(endpoint, seconds_left)` until it succeeds or fails for good."""
-    config = pool.config
-    deadline = Deadline(timeout)
-    delays = backoff_delays(config)
-    for attempt in range(1, config.max_attempts + 1):
+    retries = Retries(pool.config, Deadline(timeout), method, bounded=True)
+    while True:
         endpoint = pool.next()
         try:
-            return call(endpoint, deadline.remaining())
+            return call(endpoint, retries.deadline.remaining())
         except grpc.RpcError as error:
-            if not should_retry(error, attempt, config, deadline):
-                raise final_error(error, deadline, method) from None
-            delay = _bounded(next(delays), deadline)
-            log_retry(method, endpoint.target, error, attempt, delay, config.max_attempts)
-            time.sleep(delay)
-            if _expired(deadline):
-                raise deadline.expired_error(method, error) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+            time.sleep(retries.delay_after(error, endpoint.target))
+            retries.check_deadline(error)
 
 
 async def acall_with_retry(
@@ -134,23 +151,15 @@ async def acall_with_retry(
     call: Callable[[Endpoint, float | None], Awaitable[T]],
     timeout: float | None,
 ) -> T:
-    """The asyncio twin of `call_with_retry`."""
-    config = pool.config
-    deadline = Deadline(timeout)
-    delays = backoff_delays(config)
-    for attempt in range(1, config.max_attempts + 1):
+    """The asyncio form of `call_with_retry`."""
+    retries = Retries(pool.config, Deadline(timeout), method, bounded=True)
+    while True:
         endpoint = pool.next()
         try:
-            return await call(endpoint, deadline.remaining())
+            return await call(endpoint, retries.deadline.remaining())
         except grpc.RpcError as error:
-            if not should_retry(error, attempt, config, deadline):
-                raise final_error(error, deadline, method) from None
-            delay = _bounded(next(delays), deadline)
-            log_retry(method, endpoint.target, error, attempt, delay, config.max_attempts)
-            await asyncio.sleep(delay)
-            if _expired(deadline):
-                raise deadline.expired_error(method, error) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+            await asyncio.sleep(retries.delay_after(error, endpoint.target))
+            retries.check_deadline(error)
 
 
 def _bounded(delay: float, deadline: Deadline) -> float:

@@ -1,9 +1,14 @@
-"""Bookkeeping of a StreamLift2Dto3D call that survives reconnects.
+"""Bookkeeping of the streaming calls that survive reconnects, written once for both clients.
 
-The request iterator is read by grpc (a thread for the sync client, a task for asyncio) while
-the caller reads responses. Every message sent but not yet answered stays in `pending`; after
-UNAVAILABLE the client opens a new stream whose feed first resends those, then goes on with
-the caller's batches, so no batch is lost or lifted twice in the output.
+A `ResumableStream` says what to send each time its call is (re)opened, what each answer
+delivers and what is still owed when the call ends; the clients' transport loop (blocking or
+asyncio) only opens calls, reads them and sleeps between attempts.
+
+StreamLift2Dto3D: the request iterator is read by grpc (a thread for the sync client, a task
+for asyncio) while the caller reads responses. Every message sent but not yet answered stays
+in `pending`; after UNAVAILABLE the client opens a new stream whose feed first resends those,
+then goes on with the caller's batches, so no batch is lost or lifted twice in the output.
+StreamAugment: the job is asked again and rows already delivered are skipped.
 """
 
 from __future__ import annotations
@@ -12,21 +17,37 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import grpc
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.checks import stream_chunk, stream_ended_early, unanswered_error
+from poseaug_client.config import ClientConfig
 from poseaug_client.errors import PoseAugError
 from poseaug_client.formats import NUM_JOINTS
 from poseaug_client.jobs import StreamPart as Part
+from poseaug_client.results import AugmentChunk, lift_poses
+from poseaug_client.retry import Deadline, Retries
+
+__all__ = [
+    "AugmentStream",
+    "LiftAssembler",
+    "LiftFeed",
+    "LiftStream",
+    "Part",
+    "ResumableStream",
+]
+
+Request = poseaug_pb2.Lift2Dto3DRequest
 
 
 class LiftFeed:
     """Stream messages for one attempt at a time; remembers what is unanswered."""
 
     def __init__(self) -> None:
-        self.pending: OrderedDict[str, poseaug_pb2.Lift2Dto3DRequest] = OrderedDict()
+        self.pending: OrderedDict[str, Request] = OrderedDict()
         self.local: list[Part] = []  # empty batches, answered without the server
         self.error: BaseException | None = None
         self.exhausted = False
@@ -39,19 +60,18 @@ class LiftFeed:
             self._generation += 1
             return self._generation
 
-    def _unsent(
-        self, generation: int, sent: set[str]
-    ) -> tuple[bool, poseaug_pb2.Lift2Dto3DRequest | None]:
-        """(stale, next pending message this attempt has not sent yet)."""
+    def _next_unsent(self, generation: int, sent: set[str]) -> tuple[bool, Request | None]:
+        """(done, request): done when the attempt is stale or nothing is left to send, else the
+        next pending message this attempt has not sent yet (None: pull a new part)."""
         with self._lock:
             if generation != self._generation:
                 return True, None
             for request_id, request in self.pending.items():
                 if request_id not in sent:
                     return False, request
-            return False, None
+            return self.exhausted, None
 
-    def _accept(self, part: Part) -> poseaug_pb2.Lift2Dto3DRequest | None:
+    def _accept(self, part: Part) -> Request | None:
         request = part[4]
         with self._lock:
             if request is None:
@@ -59,6 +79,13 @@ class LiftFeed:
                 return None
             self.pending[request.request_id] = request
             return request
+
+    def _end(self, error: Exception | None = None) -> None:
+        """The caller's batches are over (`error`: reading them failed; it is surfaced to the
+        caller after the stream)."""
+        self.exhausted = True
+        if error is not None:
+            self.error = error
 
     def take_local(self) -> list[Part]:
         """Empty batches met so far (the caller answers them itself)."""
@@ -74,43 +101,36 @@ class LiftFeed:
         self, parts: Iterator[Part], pull_lock: threading.Lock
     ) -> Iterator[poseaug_pb2.StreamLift2Dto3DRequest]:
         """Messages of one attempt: unanswered ones first, then new ones from `parts`."""
-        generation = self.new_attempt()
-        sent: set[str] = set()
+        generation, sent = self.new_attempt(), set()
         while True:
             with pull_lock:
-                stale, request = self._unsent(generation, sent)
-                if stale:
+                done, request = self._next_unsent(generation, sent)
+                if done:
                     return
                 if request is None:
-                    if self.exhausted:
-                        return
                     try:
                         request = self._accept(next(parts))
                     except StopIteration:
-                        self.exhausted = True
+                        self._end()
                         return
-                    except Exception as exc:  # surfaced to the caller after the stream
-                        self.error, self.exhausted = exc, True
+                    except Exception as exc:
+                        self._end(exc)
                         return
-                    if request is None:
-                        continue
-            sent.add(request.request_id)
-            yield poseaug_pb2.StreamLift2Dto3DRequest(request=request)
+            if request is not None:
+                sent.add(request.request_id)
+                yield poseaug_pb2.StreamLift2Dto3DRequest(request=request)
 
     async def arequests(
         self, parts: AsyncIterator[Part], pull_lock: asyncio.Lock
     ) -> AsyncIterator[poseaug_pb2.StreamLift2Dto3DRequest]:
-        """The asyncio twin of `requests`."""
-        generation = self.new_attempt()
-        sent: set[str] = set()
+        """The asyncio form of `requests`."""
+        generation, sent = self.new_attempt(), set()
         while True:
             async with pull_lock:
-                stale, request = self._unsent(generation, sent)
-                if stale:
+                done, request = self._next_unsent(generation, sent)
+                if done:
                     return
                 if request is None:
-                    if self.exhausted:
-                        return
                     if self._pull is None:
                         self._pull = asyncio.ensure_future(anext(parts))
                     try:
@@ -120,17 +140,18 @@ class LiftFeed:
                         self._pull = None
                         request = self._accept(item)
                     except StopAsyncIteration:
-                        self._pull, self.exhausted = None, True
+                        self._pull = None
+                        self._end()
                         return
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
-                        self._pull, self.error, self.exhausted = None, exc, True
+                        self._pull = None
+                        self._end(exc)
                         return
-                    if request is None:
-                        continue
-            sent.add(request.request_id)
-            yield poseaug_pb2.StreamLift2Dto3DRequest(request=request)
+            if request is not None:
+                sent.add(request.request_id)
+                yield poseaug_pb2.StreamLift2Dto3DRequest(request=request)
 
 
 class LiftAssembler:
@@ -168,3 +189,103 @@ class LiftAssembler:
                 if len(pieces) == 1
                 else np.concatenate([pieces[i] for i in sorted(pieces)])
             )
+
+
+class ResumableStream:
+    """One streaming call's state across its attempts: `requests()` is what a new attempt
+    sends, `received(message)` what an answer delivers, `finished()` what is left (or owed)
+    when a call ends without error; `retries` says whether and when to reopen it."""
+
+    method: str
+
+    def __init__(self, config: ClientConfig, timeout: float | None) -> None:
+        self.deadline = Deadline(timeout)
+        self.retries = Retries(config, self.deadline, self.method)
+
+    def requests(self) -> Any:
+        raise NotImplementedError
+
+    def received(self, message: Any) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def finished(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+
+class LiftStream(ResumableStream):
+    """StreamLift2Dto3D over batches' parts: yields [n, 17, 3] per batch in input order."""
+
+    method = "StreamLift2Dto3D"
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        parts: Iterator[Part] | AsyncIterator[Part],
+        timeout: float | None,
+        *,
+        aio: bool,
+    ) -> None:
+        super().__init__(config, timeout)
+        self._parts = parts
+        self._aio = aio
+        self._feed, self._assembler = LiftFeed(), LiftAssembler()
+        self._pull_lock = asyncio.Lock() if aio else threading.Lock()
+
+    def requests(self) -> Iterator[Any] | AsyncIterator[Any]:
+        if self._aio:
+            return self._feed.arequests(self._parts, self._pull_lock)  # type: ignore[arg-type]
+        return self._feed.requests(self._parts, self._pull_lock)  # type: ignore[arg-type]
+
+    def _answer_local(self) -> None:
+        for part in self._feed.take_local():
+            self._assembler.add_local(part)
+
+    def received(self, message: poseaug_pb2.StreamLift2Dto3DResponse) -> Iterator[np.ndarray]:
+        response = message.response
+        self._feed.answered(response.request_id)
+        self._answer_local()
+        self._assembler.add(response.request_id, lift_poses(response))
+        self.retries.progressed()
+        yield from self._assembler.ready()
+
+    def finished(self) -> Iterator[np.ndarray]:
+        """The batches still to deliver; then the caller's own error, or the server's debt."""
+        self._answer_local()
+        yield from self._assembler.ready()
+        if self._feed.error is not None:
+            raise self._feed.error
+        if self._feed.pending:
+            raise unanswered_error(len(self._feed.pending))
+
+
+class AugmentStream(ResumableStream):
+    """One StreamAugment call with resume-on-retry; yields rows [base, base + rows) of a job."""
+
+    method = "StreamAugment"
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        request: poseaug_pb2.StreamAugmentRequest,
+        base: int,
+        rows: int,
+        timeout: float | None,
+    ) -> None:
+        super().__init__(config, timeout)
+        self._request, self._base, self._rows = request, base, rows
+        self._delivered = 0
+
+    def requests(self) -> poseaug_pb2.StreamAugmentRequest:
+        return self._request
+
+    def received(self, message: poseaug_pb2.StreamAugmentResponse) -> Iterator[AugmentChunk]:
+        chunk = stream_chunk(message, self._base, self._delivered)
+        if chunk is not None:
+            self._delivered += len(chunk.poses3d)
+            self.retries.progressed()
+            yield chunk
+
+    def finished(self) -> Iterator[AugmentChunk]:
+        if self._delivered != self._rows:
+            raise stream_ended_early(self._delivered, self._rows)
+        return iter(())

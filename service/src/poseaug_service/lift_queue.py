@@ -1,0 +1,106 @@
+"""The lift queue: parsed lift requests handed to their model's DynamicBatcher, and their poses
+awaited on the event loop.
+
+A handler `submit`s a parsed request (it runs on the sessions of the model version it was
+parsed with) and awaits `collect`; the batch worker resolves the handler's future through a
+LoopWaker (one loop wake-up per finished batch, not per caller). The handler `release`s the
+request once it has answered its caller, or `cancel`s it when nobody will collect it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from poseaug_service.batcher import BatcherRegistry, DynamicBatcher, Pending
+from poseaug_service.calls import CallState
+from poseaug_service.config import ServerConfig
+from poseaug_service.errors import CancelledError, DeadlineExceededError
+from poseaug_service.lifting import LiftInput
+from poseaug_service.loop_waker import LoopWaker
+from poseaug_service.metrics import Metrics
+
+__all__ = ["LiftQueue", "Submitted"]
+
+
+@dataclass(eq=False)
+class Submitted:
+    """A queued lift request: its batcher, its place there and the future its answer wakes."""
+
+    batcher: DynamicBatcher
+    pending: Pending
+    future: asyncio.Future
+
+    def release(self) -> None:
+        """Its caller has been answered (see DynamicBatcher.release)."""
+        self.batcher.release(self.pending)
+
+    def cancel(self) -> None:
+        """Drop it: nobody will collect its answer."""
+        self.batcher.cancel(self.pending)
+
+
+class LiftQueue:
+    """One DynamicBatcher per model name (every loaded name from the start, later names on
+    first use) and the submission of lift requests to them. Build it on the serving loop."""
+
+    def __init__(self, config: ServerConfig, metrics: Metrics, names: list[str]) -> None:
+        self._config = config
+        self._metrics = metrics
+        self.batchers = BatcherRegistry(self._new_batcher)
+        self._waker = LoopWaker(asyncio.get_running_loop())
+        for name in names:
+            self.batchers.get(name)
+
+    def _new_batcher(self, name: str) -> DynamicBatcher:
+        config = self._config
+        return DynamicBatcher(
+            max_batch=config.max_batch,
+            max_delay_s=config.max_queue_delay_us / 1e6,
+            max_queue=config.max_queue,
+            workers=config.batch_workers,
+            stats=self._metrics.batch_stats(name),
+            name=f"lift-{name}",
+        )
+
+    def submit(self, parsed: LiftInput, call: CallState) -> Submitted:
+        """Queue a parsed request on its model version's sessions; raises
+        ResourceExhaustedError when that model's queue is full."""
+        future = asyncio.get_running_loop().create_future()
+        batcher = self.batchers.get(parsed.model.name)
+        resolve = self._waker.resolve
+        model = parsed.model
+        pending = batcher.submit(
+            parsed.keypoints,
+            call.is_active,
+            run=model.run_lifter,
+            on_done=lambda: resolve(future),
+            run_busy=model.run_lifter_busy,
+        )
+        return Submitted(batcher, pending, future)
+
+    async def collect(self, submitted: Submitted, call: CallState) -> np.ndarray:
+        """The lifted poses, within the call's deadline; a caller who leaves cancels them."""
+        pending = submitted.pending
+        try:
+            await asyncio.wait_for(submitted.future, call.time_left())  # None: no deadline
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            call.cancelled = True
+            submitted.cancel()
+            if isinstance(exc, TimeoutError):
+                raise DeadlineExceededError(
+                    "", "deadline exceeded before the work finished"
+                ) from None
+            raise
+        if pending.error is not None:
+            if isinstance(pending.error, CancelledError):
+                raise call.as_status(pending.error)
+            raise pending.error
+        assert pending.outputs is not None
+        return pending.outputs
+
+    def close(self) -> None:
+        """Stop every batcher after its queue drains."""
+        self.batchers.close()

@@ -1,0 +1,201 @@
+"""ONNX Runtime sessions of one bundle version: opened from its verified bytes, checked against
+the contract's inputs and outputs, and run.
+
+The lifter may have a second session for a busy host (on CPU: fewer intra-op threads, so a
+core stays free for the event loop that answers the other callers); `LoadedModel` runs on it
+where it exists and on the normal session otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from poseaug_service.bundle import Bundle, BundleError
+from poseaug_service.config import ServerConfig
+from poseaug_service.providers import (
+    CPU,
+    CUDA,
+    available_cores,
+    busy_intra_op_threads,
+    requested_providers,
+)
+
+log = logging.getLogger(__name__)
+
+LIFTER_INPUT = "keypoints"
+LIFTER_OUTPUT = "pose3d"
+AUGMENTOR_INPUTS = ("pose3d", "root", "noise_ba", "noise_bl", "noise_rt", "ops")
+AUGMENTOR_OUTPUTS = (
+    "pose3d_aug",
+    "bone_angle_offsets",
+    "bone_length_ratios",
+    "rotation",
+    "translation",
+)
+
+
+def session_options(
+    config: ServerConfig, intra_op_threads: int | None = None
+) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = (
+        config.intra_op_threads if intra_op_threads is None else intra_op_threads
+    )
+    opts.inter_op_num_threads = config.inter_op_threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Spinning ORT threads keep cores busy between runs and starve the gRPC threads on small
+    # hosts; off by default.
+    spin = "1" if config.ort_spinning else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return opts
+
+
+def open_session(
+    model: bytes | Path,
+    config: ServerConfig,
+    providers: list[str],
+    label: str,
+    intra_op_threads: int | None = None,
+) -> ort.InferenceSession:
+    """A session from verified model bytes (or a path); `label` names it in errors."""
+    source = model if isinstance(model, bytes) else str(model)
+    opts = session_options(config, intra_op_threads)
+    session = ort.InferenceSession(source, opts, providers=providers)
+    if config.providers == "cuda" and CUDA not in session.get_providers():
+        raise BundleError(
+            f"{label}: --providers cuda but the CUDA provider did not load "
+            f"(session runs on {session.get_providers()})"
+        )
+    return session
+
+
+def _check_io(session: ort.InferenceSession, path: Path, inputs: tuple, outputs: tuple) -> None:
+    have_in = {i.name for i in session.get_inputs()}
+    have_out = {o.name for o in session.get_outputs()}
+    missing = [n for n in inputs if n not in have_in] + [n for n in outputs if n not in have_out]
+    if missing:
+        raise BundleError(f"{path}: graph lacks the contract's inputs/outputs {missing}")
+
+
+def _check_lifter_channels(session: ort.InferenceSession, bundle: Bundle) -> None:
+    """The graph's keypoints input takes the channels the manifest's normalization declares
+    (a fixed last axis is checked; a symbolic one is trusted)."""
+    shape = next(i.shape for i in session.get_inputs() if i.name == LIFTER_INPUT)
+    last = shape[-1] if shape else None
+    if isinstance(last, int) and last != bundle.lifter_channels:
+        raise BundleError(
+            f"{bundle.lifter_file}: input {LIFTER_INPUT} has {last} values per joint, but "
+            f"lifter.normalization {bundle.lifter_input} needs {bundle.lifter_channels}"
+        )
+
+
+def _check_noise_dims(session: ort.InferenceSession, bundle: Bundle) -> tuple[int, int, int]:
+    """The manifest's augmentor.noise_dims, checked against the graph's noise inputs: each is
+    [N, D] and a fixed D must equal the manifest's (the schema bounds a symbolic one)."""
+    declared = bundle.augmentor["noise_dims"]
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    dims = []
+    for op in ("ba", "bl", "rt"):
+        want = int(declared[op])
+        shape = shapes[f"noise_{op}"]
+        graph = shape[-1] if shape else None
+        if len(shape or ()) != 2 or (isinstance(graph, int) and graph != want):
+            raise BundleError(
+                f"{bundle.augmentor_file}: input noise_{op} has shape {shape}, but "
+                f"augmentor.noise_dims.{op} is {want} (expected [N, {want}])"
+            )
+        dims.append(want)
+    return dims[0], dims[1], dims[2]
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """One servable bundle version: its manifest and open sessions.
+
+    Requests hold on to the LoadedModel they were parsed with, so a reload that swaps in a
+    new version never changes the sessions under an in-flight request.
+    """
+
+    bundle: Bundle
+    lifter: ort.InferenceSession
+    augmentor: ort.InferenceSession | None
+    noise_dims: tuple[int, int, int] = (0, 0, 0)
+    fingerprint: tuple = ()
+    # The lifter for runs made while other calls are in flight: on CPU a second session with
+    # fewer intra-op threads (see busy_intra_op_threads); None where that would change nothing.
+    lifter_busy: ort.InferenceSession | None = None
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    @property
+    def lifter_input(self) -> str:
+        """What the lifter is fed (bundle.SCREEN or bundle.CAMERA_RAYS)."""
+        return self.bundle.lifter_input
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.lifter.get_providers())
+
+    def run_lifter(self, keypoints: np.ndarray) -> np.ndarray:
+        """[n, 17, C] lifter input (see lifting.py) -> [n, 17, 3] poses on this version's lifter."""
+        return _lift(self.lifter, keypoints)
+
+    def run_lifter_busy(self, keypoints: np.ndarray) -> np.ndarray:
+        """`run_lifter` for a busy host: on the busy-host session where this model has one (the
+        same weights, the same results), else on the normal one."""
+        session = self.lifter if self.lifter_busy is None else self.lifter_busy
+        return _lift(session, keypoints)
+
+
+def _lift(session: ort.InferenceSession, keypoints: np.ndarray) -> np.ndarray:
+    return session.run([LIFTER_OUTPUT], {LIFTER_INPUT: keypoints})[0]
+
+
+def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
+    """Open the sessions of a verified bundle from its verified bytes."""
+    providers = requested_providers(config.providers)
+    blobs = bundle.blobs
+    lifter_source = blobs.get(bundle.lifter_name, bundle.lifter_file)
+    lifter = open_session(lifter_source, config, providers, str(bundle.lifter_file))
+    _check_io(lifter, bundle.lifter_file, (LIFTER_INPUT,), (LIFTER_OUTPUT,))
+    _check_lifter_channels(lifter, bundle)
+    lifter_busy = None
+    busy = busy_intra_op_threads(config)
+    idle = config.intra_op_threads or available_cores()
+    if lifter.get_providers() == [CPU] and busy < idle:
+        lifter_busy = open_session(
+            lifter_source, config, providers, str(bundle.lifter_file), intra_op_threads=busy
+        )
+        log.info(
+            "%s: busy-host lifter session: %d intra-op thread%s (runs while other calls are "
+            "in flight)",
+            bundle.name,
+            busy,
+            "" if busy == 1 else "s",
+        )
+    augmentor = None
+    dims = (0, 0, 0)
+    aug_file = bundle.augmentor_file
+    if aug_file is not None:
+        aug_source = blobs.get(bundle.augmentor_name or "", aug_file)
+        augmentor = open_session(aug_source, config, providers, str(aug_file))
+        _check_io(augmentor, aug_file, AUGMENTOR_INPUTS, AUGMENTOR_OUTPUTS)
+        dims = _check_noise_dims(augmentor, bundle)
+    # The sessions own their copies; drop the bytes so each version holds its weights once.
+    lean = replace(bundle, blobs={})
+    return LoadedModel(
+        bundle=lean, lifter=lifter, augmentor=augmentor, noise_dims=dims, lifter_busy=lifter_busy
+    )
