@@ -16,6 +16,7 @@ from tests.support.server import ServerHandle, running_server
 DEFAULT_MODEL = "tiny"
 LIFT_ONLY_MODEL = "liftonly"
 CAMERA_AWARE_MODEL = "aware"
+TEMPORAL_MODEL = "temporal"
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,17 @@ def camera_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHa
     input (x, y, visible per joint; joint 0 zeroed), for the camera and scores options."""
     root = tmp_path_factory.mktemp("camera-models")
     make_bundle(root, DEFAULT_MODEL, default=True, with_augmentor=False)
+    make_bundle(root, CAMERA_AWARE_MODEL, default=False, with_augmentor=False, lifter="rays_echo")
+    with running_server(root, metrics=False) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """A temporal bundle (the default) whose lifter tells which frames filled each window
+    (tests/support/bundles.py "window_probe"), beside a camera-aware single-frame one."""
+    root = tmp_path_factory.mktemp("temporal-models")
+    make_bundle(root, TEMPORAL_MODEL, default=True, with_augmentor=False, lifter="window_probe")
     make_bundle(root, CAMERA_AWARE_MODEL, default=False, with_augmentor=False, lifter="rays_echo")
     with running_server(root, metrics=False) as handle:
         yield handle

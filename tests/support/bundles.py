@@ -5,6 +5,9 @@ server cannot tell them from a trained bundle:
 - lifter "linear": a fixed random linear map [34] -> [51] with joint 0 zeroed (tiny, fast);
 - lifter "rays_echo": camera-aware (format 2): its output is its input (x, y, visible per
   joint, joint 0 zeroed), so tests read exactly what the server fed it;
+- lifter "window_probe": temporal (format 3, windows of WINDOW_FRAMES frames answered at
+  WINDOW_ANCHOR): its output reveals which frames a window held: per joint, the x ray of the
+  window's first, answered and last frame;
 - lifter "vpose": a VideoPose3D-1f-sized MLP (34 -> 1024, 4 residual blocks of two 1024x1024
   Gemm+Relu, -> 48, root prepended; about 8.5M parameters) for realistic timings;
 - augmentor: a deterministic graph that uses every noise input and honours `ops`
@@ -29,7 +32,10 @@ OPSET = 17
 IR_VERSION = 10
 DEFAULT_NOISE_DIMS = (48, 16, 8)
 # Lifters written as format 2 (camera_rays) bundles; the others are format 1.
-CAMERA_AWARE_LIFTERS = frozenset({"rays_echo"})
+CAMERA_AWARE_LIFTERS = frozenset({"rays_echo", "window_probe"})
+# The window_probe lifter's window (format 3): 5 frames answering the middle one.
+WINDOW_FRAMES, WINDOW_ANCHOR = 5, 2
+TEMPORAL_LIFTERS = {"window_probe": (WINDOW_FRAMES, WINDOW_ANCHOR)}
 JOINT_NAMES, PARENTS = H36M_JOINT_NAMES, H36M_PARENTS
 
 
@@ -87,6 +93,22 @@ def rays_echo_lifter(seed: int = 0) -> onnx.ModelProto:
         [_const("root_mask", mask)],
         "rays_echo",
     )
+
+
+def window_probe_lifter(seed: int = 0) -> onnx.ModelProto:
+    """keypoints [N, WINDOW_FRAMES, 17, 3] -> pose3d [N, 17, 3] = per joint (x of the first
+    frame, x of the answered frame, x of the last frame): which frames filled the window."""
+    inits = [
+        _const("frames", np.array([0, WINDOW_ANCHOR, WINDOW_FRAMES - 1], np.int64)),
+        _const("x_channel", np.array(0, np.int64)),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["keypoints", "frames"], ["picked"], axis=1),  # [N,3,17,3]
+        helper.make_node("Gather", ["picked", "x_channel"], ["x"], axis=3),  # [N,3,17]
+        helper.make_node("Transpose", ["x"], ["pose3d"], perm=[0, 2, 1]),
+    ]
+    inputs = [_io("keypoints", "N", WINDOW_FRAMES, 17, 3)]
+    return _model(nodes, inputs, [_io("pose3d", "N", 17, 3)], inits, "window_probe")
 
 
 def vpose_lifter(seed: int = 0, hidden: int = 1024, blocks: int = 4) -> onnx.ModelProto:
@@ -237,7 +259,12 @@ def make_bundle(
     """Write root/name/{lifter.onnx, augmentor.onnx, manifest.json}; returns the folder."""
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
-    builders = {"linear": linear_lifter, "vpose": vpose_lifter, "rays_echo": rays_echo_lifter}
+    builders = {
+        "linear": linear_lifter,
+        "vpose": vpose_lifter,
+        "rays_echo": rays_echo_lifter,
+        "window_probe": window_probe_lifter,
+    }
     onnx.save(builders[lifter](seed), folder / "lifter.onnx")
     files = ["lifter.onnx"]
     augmentor = None
@@ -250,8 +277,9 @@ def make_bundle(
             "ops": ["BA", "BL", "RT"],
         }
     camera_aware = lifter in CAMERA_AWARE_LIFTERS
+    temporal = TEMPORAL_LIFTERS.get(lifter)
     manifest = {
-        "format_version": 2 if camera_aware else 1,
+        "format_version": 3 if temporal else 2 if camera_aware else 1,
         "name": name,
         "version": version,
         "default": default,
@@ -266,6 +294,17 @@ def make_bundle(
             "units": "m",
             "root_relative": True,
             "architecture": {"kind": lifter},
+            **(
+                {
+                    "temporal": {
+                        "frames": temporal[0],
+                        "anchor_frame": temporal[1],
+                        "padding": "edge",
+                    }
+                }
+                if temporal
+                else {}
+            ),
         },
         "augmentor": augmentor,
         "files": {

@@ -28,7 +28,7 @@ INPUT_CHANNELS: dict[str, tuple[str, ...]] = {
     CAMERA_RAYS: ("x", "y", "visible"),
 }
 # The normalizations each manifest format_version may declare.
-NORMALIZATIONS: dict[int, tuple[str, ...]] = {1: (SCREEN,), 2: (CAMERA_RAYS,)}
+NORMALIZATIONS: dict[int, tuple[str, ...]] = {1: (SCREEN,), 2: (CAMERA_RAYS,), 3: (CAMERA_RAYS,)}
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20  # the shipped manifests, evaluation tables and all, hold 45 KB
 _HASH_BLOCK = 1 << 20
@@ -65,6 +65,16 @@ class Bundle:
     def lifter_channels(self) -> int:
         """Values per joint of the lifter input (the last axis of `keypoints`)."""
         return len(INPUT_CHANNELS[self.lifter_input])
+
+    @property
+    def temporal_frames(self) -> int:
+        """Frames in the lifter's window (1: a single-frame lifter)."""
+        return int((self.manifest["lifter"].get("temporal") or {}).get("frames", 1))
+
+    @property
+    def temporal_anchor(self) -> int:
+        """The window's answered frame (frames before it are the track's past)."""
+        return int((self.manifest["lifter"].get("temporal") or {}).get("anchor_frame", 0))
 
     @property
     def lifter_name(self) -> str:

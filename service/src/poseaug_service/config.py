@@ -48,6 +48,8 @@ class ServerConfig:
     max_poses_per_request: int = field(default=DEFAULT_MAX_POSES_PER_REQUEST, metadata=_POSITIVE)
     max_message_mb: int = field(default=DEFAULT_MAX_MESSAGE_MB, metadata=_POSITIVE)
     grace_s: float = field(default=30.0, metadata=_NON_NEGATIVE)
+    max_stream_tracks: int = field(default=1024, metadata=_POSITIVE)
+    track_idle_s: float = field(default=30.0, metadata=_POSITIVE)
     log_level: str = "INFO"
     health_port: int = field(default=0, metadata=_NON_NEGATIVE)
     tls_cert: Path | None = None
@@ -163,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="gRPC max receive/send message size, MiB",
     )
     p.add_argument("--grace-s", type=float, help="drain time for in-flight calls")
+    p.add_argument(
+        "--max-stream-tracks",
+        type=int,
+        help="live tracks one StreamLift2Dto3D stream may hold per model (temporal bundles); "
+        "INVALID_ARGUMENT on track_ids beyond",
+    )
+    p.add_argument(
+        "--track-idle-s",
+        type=float,
+        help="a stream forgets a track that sent no frame for this long, seconds",
+    )
     p.add_argument("--log-level", help="Python logging level")
     p.add_argument(
         "--health-port",

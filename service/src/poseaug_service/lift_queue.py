@@ -21,6 +21,7 @@ from poseaug_service.errors import CancelledError, DeadlineExceededError
 from poseaug_service.lifting import LiftInput
 from poseaug_service.loop_waker import LoopWaker
 from poseaug_service.metrics import Metrics
+from poseaug_service.track_windows import Windows
 
 __all__ = ["LiftQueue", "Submitted"]
 
@@ -65,15 +66,18 @@ class LiftQueue:
             name=f"lift-{name}",
         )
 
-    def submit(self, parsed: LiftInput, call: CallState) -> Submitted:
-        """Queue a parsed request on its model version's sessions; raises
-        ResourceExhaustedError when that model's queue is full."""
+    def submit(
+        self, parsed: LiftInput, call: CallState, inputs: np.ndarray | Windows | None = None
+    ) -> Submitted:
+        """Queue a parsed request on its model version's sessions (its keypoints, or `inputs`
+        such as a temporal model's windows); raises ResourceExhaustedError when that model's
+        queue is full."""
         future = asyncio.get_running_loop().create_future()
         batcher = self.batchers.get(parsed.model.name)
         resolve = self._waker.resolve
         model = parsed.model
         pending = batcher.submit(
-            parsed.keypoints,
+            parsed.keypoints if inputs is None else inputs,
             call.is_active,
             run=model.run_lifter,
             on_done=lambda: resolve(future),

@@ -50,6 +50,7 @@ class LiftInput:
     request_id: str
     joint_inferred: np.ndarray | None = None  # [N, 17] float32, camera-aware models only
     default_camera: bool = False
+    track_ids: np.ndarray | None = None  # [N] int64 when sent (temporal bundles use them)
 
 
 def check_request_id(request_id: str, prefix: str = "") -> None:
@@ -100,6 +101,18 @@ def _image_sizes(req: poseaug_pb2.Lift2Dto3DRequest, n: int, prefix: str) -> Siz
         axis = "width" if sizes[i, 0] <= 0 else "height"
         raise InvalidArgumentError(f"{prefix}image_sizes[{i}].{axis}", "must be > 0")
     return sizes[:, 0], sizes[:, 1]
+
+
+def _track_ids(req: poseaug_pb2.Lift2Dto3DRequest, n: int, prefix: str) -> np.ndarray | None:
+    """The poses' track ids (length N) or None when none are sent."""
+    if not req.track_ids:
+        return None
+    if len(req.track_ids) != n:
+        raise InvalidArgumentError(
+            f"{prefix}track_ids",
+            f"needs one entry per pose ({n}) or none, got {len(req.track_ids)}",
+        )
+    return np.array(req.track_ids, dtype=np.int64)
 
 
 def _cameras(
@@ -221,6 +234,7 @@ def parse_lift(
         req.keypoints, f"{prefix}keypoints", rank=3, fixed={1: k, 2: 2}, max_rows=max_poses
     )
     n = pixels.shape[0]
+    track_ids = _track_ids(req, n, prefix)
     sizes = _image_sizes(req, n, prefix)
     cameras, fields = _cameras(req, n, prefix)
     if sizes is not None and cameras:
@@ -235,14 +249,16 @@ def parse_lift(
     if model.lifter_input == SCREEN:
         sizes = _screen_sizes(sizes, cameras, fields, model.name, prefix)
         keypoints = normalize_screen(points, *sizes)
-        return LiftInput(model, keypoints, pose_scores, req.request_id)
+        return LiftInput(model, keypoints, pose_scores, req.request_id, track_ids=track_ids)
     lowest = None if scores is None else lowest_source_scores(scores, SCORE_SOURCES[req.format])
     visible = visible_joints(lowest, points.shape[:2])
     keypoints, default_camera = _ray_input(
         points, visible, cameras, fields, sizes, model.name, prefix
     )
     inferred = (~visible).astype(np.float32)
-    return LiftInput(model, keypoints, pose_scores, req.request_id, inferred, default_camera)
+    return LiftInput(
+        model, keypoints, pose_scores, req.request_id, inferred, default_camera, track_ids
+    )
 
 
 def lift_response(parsed: LiftInput, pose3d: np.ndarray) -> poseaug_pb2.Lift2Dto3DResponse:

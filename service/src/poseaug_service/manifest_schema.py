@@ -13,7 +13,9 @@ import math
 import re
 from typing import Any
 
-SUPPORTED_FORMAT_VERSIONS = (1, 2)
+SUPPORTED_FORMAT_VERSIONS = (1, 2, 3)
+TEMPORAL_FORMAT_VERSION = 3  # the lifter takes windows of a track's frames (lifter.temporal)
+MAX_TEMPORAL_FRAMES = 243  # VideoPose3D's largest receptive field
 JOINTS = 17
 MAX_NOISE_DIM = 4096  # noise values per row and op; the shipped augmentor uses 48
 MAX_METRICS = 1000
@@ -107,6 +109,24 @@ def _lifter(value: Any) -> None:
     _object(lifter.get("architecture"), "lifter.architecture", optional=True)
 
 
+def _temporal(value: Any, version: int) -> None:
+    """lifter.temporal: required by format 3 (and only there): the window's frames and the
+    answered frame within it."""
+    if version != TEMPORAL_FORMAT_VERSION:
+        if value is not None:
+            _fail("lifter.temporal", f"is for format_version {TEMPORAL_FORMAT_VERSION} only")
+        return
+    temporal = _object(value, "lifter.temporal")
+    frames = temporal.get("frames")
+    if not _is_int(frames) or not 1 <= frames <= MAX_TEMPORAL_FRAMES:
+        _fail("lifter.temporal.frames", f"must be an integer 1..{MAX_TEMPORAL_FRAMES}")
+    anchor = temporal.get("anchor_frame")
+    if not _is_int(anchor) or not 0 <= anchor < frames:
+        _fail("lifter.temporal.anchor_frame", f"must be an integer 0..{frames - 1}")
+    if temporal.get("padding", "edge") != "edge":
+        _fail("lifter.temporal.padding", "must be 'edge' (the only padding this server does)")
+
+
 def _augmentor(value: Any) -> None:
     if value is None:
         return
@@ -166,6 +186,7 @@ def check_manifest(manifest: Any) -> dict[str, Any]:
         _fail("default", "must be true or false")
     _joints(manifest.get("joints"))
     _lifter(manifest.get("lifter"))
+    _temporal(manifest["lifter"].get("temporal"), version)
     _augmentor(manifest.get("augmentor"))
     _files(manifest.get("files"))
     _metrics(manifest.get("metrics"))

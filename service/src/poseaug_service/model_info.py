@@ -25,4 +25,6 @@ def model_info(model: LoadedModel, default_name: str) -> poseaug_pb2.ModelInfo:
         metrics={k: float(v) for k, v in (manifest.get("metrics") or {}).items()},
         manifest_json=model.bundle.manifest_text or json.dumps(manifest),
         lifter_input=model.lifter_input,
+        temporal_frames=model.temporal_frames,
+        temporal_lookahead=model.temporal_lookahead,
     )

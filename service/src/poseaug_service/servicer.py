@@ -29,7 +29,7 @@ from poseaug_service.augmentation import (
 )
 from poseaug_service.calls import CallState, instrumented
 from poseaug_service.config import ServerConfig
-from poseaug_service.errors import CancelledError
+from poseaug_service.errors import CancelledError, InvalidArgumentError
 from poseaug_service.lift_queue import LiftQueue, Submitted
 from poseaug_service.lift_stream import ReadAhead
 from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
@@ -37,7 +37,9 @@ from poseaug_service.limits import INLINE_PARSE_BYTES
 from poseaug_service.metrics import Metrics
 from poseaug_service.model_info import model_info
 from poseaug_service.repository import ModelRepository
+from poseaug_service.stream_tracks import Owed, StreamTracks
 from poseaug_service.tensors import require_finite_result
+from poseaug_service.track_windows import lifter_inputs
 
 # Rows per augmentor run.
 AUGMENT_SUB_CHUNK = 8192
@@ -111,27 +113,62 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     async def Lift2Dto3D(self, request, context):  # noqa: N802 (gRPC method name)
         call = CallState(context)
         parsed = await self._parse_lift(request)
-        submitted = self.lifts.submit(parsed, call)
+        inputs = await self._blocking(len(request.keypoints.data), lifter_inputs, parsed)
+        submitted = self.lifts.submit(parsed, call, inputs)
         return await self._lift_answer(parsed, submitted, call, "Lift2Dto3D", "keypoints.data")
 
     @instrumented("StreamLift2Dto3D")
     async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
-        """Messages are validated and queued ahead (lift_stream.py); answers go out in order."""
+        """Messages are validated and queued ahead (lift_stream.py); answers go out in order,
+        each as soon as the stream's lookahead allows (stream_tracks.py), the rest when the
+        client closes its side."""
         call = CallState(context)
+        config = self.config
+        tracks: StreamTracks | None = None
 
-        async def prepare(message, k: int) -> tuple[LiftInput, Submitted]:
+        def submit(owed: Owed) -> tuple[Owed, Submitted]:
+            assert tracks is not None
+            return owed, self.lifts.submit(owed.parsed, call, tracks.windows(owed))
+
+        async def prepare(message, k: int) -> list[tuple[Owed, Submitted]]:
+            nonlocal tracks
+            if tracks is None:
+                tracks = StreamTracks(
+                    message.lookahead, config.max_stream_tracks, config.track_idle_s
+                )
+            elif message.lookahead not in (0, tracks.lookahead):
+                raise InvalidArgumentError(
+                    "lookahead",
+                    f"message {k} asks for {message.lookahead}; the stream's first message set "
+                    f"{tracks.lookahead} (later messages send 0 or the same)",
+                )
             parsed = await self._parse_lift(message.request, prefix=f"request[{k}].")
-            return parsed, self.lifts.submit(parsed, call)
+            most = parsed.model.temporal_lookahead
+            if tracks.lookahead > most:
+                raise InvalidArgumentError(
+                    "lookahead",
+                    f"{tracks.lookahead} frames is more than model {parsed.model.name} can use "
+                    f"(0..{most})",
+                )
+            return [submit(owed) for owed in tracks.add(parsed, prefix=f"request[{k}].")]
 
-        def drop(item: tuple[LiftInput, Submitted]) -> None:
-            item[1].cancel()
+        def drop(items: list[tuple[Owed, Submitted]]) -> None:
+            for _, submitted in items:
+                submitted.cancel()
+
+        async def answer(owed: Owed, submitted: Submitted):
+            response = await self._lift_answer(
+                owed.parsed, submitted, call, "StreamLift2Dto3D", "request.keypoints.data"
+            )
+            return poseaug_pb2.StreamLift2Dto3DResponse(response=response, request_index=owed.index)
 
         async with ReadAhead(request_iterator, prepare, drop, call) as window:
-            async for parsed, submitted in window:
-                response = await self._lift_answer(
-                    parsed, submitted, call, "StreamLift2Dto3D", "request.keypoints.data"
-                )
-                yield poseaug_pb2.StreamLift2Dto3DResponse(response=response)
+            async for items in window:
+                for owed, submitted in items:
+                    yield await answer(owed, submitted)
+            # The client closed its side: the answers still owed (lookahead) go out now.
+            for owed in tracks.flush() if tracks is not None else []:
+                yield await answer(*submit(owed))
 
     # --- augmentation ----------------------------------------------------------------------
     def _augment_rows(self, job: AugmentJob, start: int, stop: int, call: CallState, method: str):

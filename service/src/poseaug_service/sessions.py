@@ -94,6 +94,16 @@ def _check_lifter_channels(session: ort.InferenceSession, bundle: Bundle) -> Non
             f"{bundle.lifter_file}: input {LIFTER_INPUT} has {last} values per joint, but "
             f"lifter.normalization {bundle.lifter_input} needs {bundle.lifter_channels}"
         )
+    frames = bundle.temporal_frames
+    want = 3 if frames == 1 else 4  # [N, 17, C] or windows [N, frames, 17, C]
+    if shape is not None and (
+        len(shape) != want or (frames > 1 and isinstance(shape[1], int) and shape[1] != frames)
+    ):
+        expected = "[N, 17, C]" if frames == 1 else f"[N, {frames}, 17, C]"
+        raise BundleError(
+            f"{bundle.lifter_file}: input {LIFTER_INPUT} has shape {shape}, but the manifest's "
+            f"lifter needs {expected}"
+        )
 
 
 def _check_noise_dims(session: ort.InferenceSession, bundle: Bundle) -> tuple[int, int, int]:
@@ -146,11 +156,26 @@ class LoadedModel:
         return self.bundle.lifter_input
 
     @property
+    def temporal_frames(self) -> int:
+        """Frames in the lifter's window (1: single-frame; see bundle.Bundle)."""
+        return self.bundle.temporal_frames
+
+    @property
+    def temporal_anchor(self) -> int:
+        return self.bundle.temporal_anchor
+
+    @property
+    def temporal_lookahead(self) -> int:
+        """Frames after the answered one in a window: the most lookahead a stream may ask."""
+        return self.temporal_frames - 1 - self.temporal_anchor
+
+    @property
     def providers(self) -> list[str]:
         return list(self.lifter.get_providers())
 
     def run_lifter(self, keypoints: np.ndarray) -> np.ndarray:
-        """[n, 17, C] lifter input (see lifting.py) -> [n, 17, 3] poses on this version's lifter."""
+        """[n, 17, C] lifter input (see lifting.py), or windows [n, frames, 17, C] for a
+        temporal lifter (track_windows.py) -> [n, 17, 3] poses on this version's lifter."""
         return _lift(self.lifter, keypoints)
 
     def run_lifter_busy(self, keypoints: np.ndarray) -> np.ndarray:

@@ -113,8 +113,11 @@ class _ClientBase:
         scores: object | None,
         model: str | None,
         camera: CameraOption,
+        track_ids: object | None = None,
     ) -> _LiftPlan:
-        job = prepare_lift(keypoints, format, image_size, scores, model, camera=camera)
+        job = prepare_lift(
+            keypoints, format, image_size, scores, model, camera=camera, track_ids=track_ids
+        )
         return _LiftPlan(job, lift_chunk_size(self.config, job.keypoints.shape[1]))
 
     def _augment_plan(
@@ -131,9 +134,14 @@ class _ClientBase:
         return _AugmentPlan(job, augment_outputs_per_call(self.config), self._timeout(timeout))
 
     def _lift_stream(
-        self, parts: Iterator[StreamPart] | AsyncIterator[StreamPart], timeout: float | None
+        self,
+        parts: Iterator[StreamPart] | AsyncIterator[StreamPart],
+        timeout: float | None,
+        lookahead: int = 0,
     ) -> LiftStream:
-        return LiftStream(self.config, parts, self._stream_timeout(timeout), aio=self._aio)
+        return LiftStream(
+            self.config, parts, self._stream_timeout(timeout), aio=self._aio, lookahead=lookahead
+        )
 
     def _augment_streams(
         self, job: AugmentJob, chunk_size: int, timeout: float | None

@@ -89,6 +89,7 @@ class AsyncPoseAugClient(_ClientBase):
         model: str | None = None,
         *,
         camera: CameraOption = None,
+        track_ids: object | None = None,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> np.ndarray:
@@ -100,6 +101,7 @@ class AsyncPoseAugClient(_ClientBase):
             scores,
             model,
             camera=camera,
+            track_ids=track_ids,
             timeout=timeout,
             progress=progress,
         )
@@ -114,11 +116,12 @@ class AsyncPoseAugClient(_ClientBase):
         model: str | None = None,
         *,
         camera: CameraOption = None,
+        track_ids: object | None = None,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> LiftResult:
         """See PoseAugClient.lift_result."""
-        plan = self._lift_plan(keypoints, format, image_size, scores, model, camera)
+        plan = self._lift_plan(keypoints, format, image_size, scores, model, camera, track_ids)
         with progress_bar(progress, plan.job.count, "lift", "pose") as bar:
             for rows, request in plan.requests():
                 plan.answered(await self._unary("Lift2Dto3D", request, timeout), rows)
@@ -157,6 +160,7 @@ class AsyncPoseAugClient(_ClientBase):
         model: str | None = None,
         *,
         camera: CameraOption = None,
+        lookahead: int = 0,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
         total: int | None = None,
@@ -164,7 +168,7 @@ class AsyncPoseAugClient(_ClientBase):
         """See PoseAugClient.lift_stream; `batches` may also be an async iterable."""
         total = self._stream_total(batches, total)
         parts = _async_parts(batches, self.config, format, image_size, model, camera)
-        stream = self._lift_stream(parts, timeout)
+        stream = self._lift_stream(parts, timeout, lookahead)
         with progress_bar(progress, total, "lift stream", "batch") as bar:
             async for poses in self._resumable(stream):
                 bar.update(1)

@@ -25,6 +25,7 @@ from poseaug_client.errors import PoseAugError
 from poseaug_client.files import (
     CLIError,
     check_output,
+    frame_order,
     read_lift_input,
     read_poses3d,
     write_lift_output,
@@ -165,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         type=Path,
         metavar="IN",
-        help=".npz/.npy with keypoints [N,K,2] (and scores [N,K]) or COCO keypoint JSON (its "
-        "scores too); camera-aware models infer joints scored under 0.3",
+        help=".npz/.npy with keypoints [N,K,2] (and scores [N,K], track_ids [N]) or COCO "
+        "keypoint JSON (its scores and a tracker's track_id too); camera-aware models infer "
+        "joints scored under 0.3, temporal models lift each track over time",
     )
     lift.add_argument(
         "--output",
@@ -208,7 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="poses per call (default 65536)",
     )
-    lift.add_argument("--plot", type=Path, metavar="FILE.png", help="draw input and lifted poses")
+    lift.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw input and lifted poses; with tracks, one track's 3D over time",
+    )
+    lift.add_argument(
+        "--track",
+        type=int,
+        metavar="ID",
+        help="the track --plot draws (default: the longest)",
+    )
     lift.add_argument("--progress", action="store_true", help="show a progress bar")
     lift.set_defaults(handler=run_lift)
 
@@ -307,19 +320,40 @@ def run_lift(args: argparse.Namespace) -> int:
         sizes = np.asarray(image_size, dtype=np.int64).reshape(-1, 2)
         fov_cameras = [Camera.from_fov(int(w), int(h), args.fov) for w, h in sizes]
         camera = fov_cameras[0] if len(fov_cameras) == 1 else fov_cameras
+    tracks = source.track_ids
+    if args.track is not None and (tracks is None or args.track not in tracks):
+        raise CLIError(f"--track {args.track}: {args.input} has no such track_id")
+    order = frame_order(source)  # each track's frames in time order
+    back = np.argsort(order)
+
+    def sent(values: object) -> object:
+        if isinstance(values, np.ndarray) and len(values) == len(order):
+            return values[order]
+        if isinstance(values, list) and len(values) == len(order):
+            return [values[i] for i in order]
+        return values
+
     with make_client(args, max_poses_per_call=args.batch_size) as client:
         result = client.lift_result(
-            source.keypoints,
+            source.keypoints[order],
             fmt,
-            image_size,
-            source.scores,
+            sent(image_size),
+            sent(source.scores),
             args.model,
-            camera=camera,
+            camera=sent(camera),
+            track_ids=sent(tracks),
             progress=args.progress,
         )
-    poses = result.poses3d
-    write_lift_output(args.output, poses, source, result.joint_inferred)
-    if args.plot is not None:
+    poses = result.poses3d[back]
+    inferred = None if result.joint_inferred is None else result.joint_inferred[back]
+    write_lift_output(args.output, poses, source, inferred)
+    if args.plot is not None and tracks is not None:
+        from poseaug_client.plot import plot_track
+
+        ids, counts = np.unique(tracks, return_counts=True)
+        track = args.track if args.track is not None else int(ids[np.argmax(counts)])
+        plot_track(args.plot, poses[order][tracks[order] == track], track)
+    elif args.plot is not None:
         from poseaug_client.plot import plot_lift
 
         plot_lift(args.plot, source.keypoints, fmt, poses)

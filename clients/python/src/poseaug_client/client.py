@@ -87,6 +87,7 @@ class PoseAugClient(_ClientBase):
         model: str | None = None,
         *,
         camera: CameraOption = None,
+        track_ids: object | None = None,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> np.ndarray:
@@ -98,9 +99,12 @@ class PoseAugClient(_ClientBase):
         their default camera (60 degrees across the image width); format 1 models take only
         the image size from it. `scores` [N, K] in [0, 1]: camera-aware models treat a joint
         scored under 0.3 as missing and infer it. `lift_result` also returns which joints were
-        inferred and whether the default camera was used. Batches over `max_poses_per_call`
-        are sent as several calls and joined in order. A single pose [K, 2] gives a single
-        pose [17, 3].
+        inferred and whether the default camera was used. `track_ids` [N] integers: poses that
+        share one are consecutive frames of one person (a tracker's ids); temporal models lift
+        each track with windows over its frames, single-frame models ignore them. Batches over
+        `max_poses_per_call` are sent as several calls and joined in order (a track cut there
+        loses the frames across the cut: use `lift_stream` for long videos). A single pose
+        [K, 2] gives a single pose [17, 3].
         """
         result = self.lift_result(
             keypoints,
@@ -109,6 +113,7 @@ class PoseAugClient(_ClientBase):
             scores,
             model,
             camera=camera,
+            track_ids=track_ids,
             timeout=timeout,
             progress=progress,
         )
@@ -123,12 +128,13 @@ class PoseAugClient(_ClientBase):
         model: str | None = None,
         *,
         camera: CameraOption = None,
+        track_ids: object | None = None,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> LiftResult:
         """`lift` with what the server says about it: LiftResult(poses3d, joint_inferred,
         default_camera, pose_scores, model, model_version)."""
-        plan = self._lift_plan(keypoints, format, image_size, scores, model, camera)
+        plan = self._lift_plan(keypoints, format, image_size, scores, model, camera, track_ids)
         with progress_bar(progress, plan.job.count, "lift", "pose") as bar:
             for rows, request in plan.requests():
                 plan.answered(self._unary("Lift2Dto3D", request, timeout), rows)
@@ -175,6 +181,7 @@ class PoseAugClient(_ClientBase):
         model: str | None = None,
         *,
         camera: CameraOption = None,
+        lookahead: int = 0,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
         total: int | None = None,
@@ -183,12 +190,16 @@ class PoseAugClient(_ClientBase):
         call, yielding [n, 17, 3] per batch in input order while later batches are in flight.
 
         A batch is an array [n, K, 2] or a mapping with "keypoints" and optional "scores",
-        "image_size" and "camera" (see `lift`). After UNAVAILABLE the stream is reopened and
-        unanswered batches resent.
+        "image_size", "camera" and "track_ids" (see `lift`). With a temporal model the server
+        remembers each track's frames for the stream: with `lookahead` 0 every batch is
+        answered from its tracks' current and past frames; with L > 0 (at most the model's
+        ModelInfo.temporal_lookahead) each answer also uses L later batches and comes once they
+        are sent (the last L when the batches end). After UNAVAILABLE the stream is reopened
+        and unanswered batches resent (the server's track memory starts afresh).
         """
         total = self._stream_total(batches, total)
         parts = lift_stream_parts(iter(batches), self.config, format, image_size, model, camera)
-        stream = self._lift_stream(parts, timeout)
+        stream = self._lift_stream(parts, timeout, lookahead)
         with progress_bar(progress, total, "lift stream", "batch") as bar:
             for poses in self._resumable(stream):
                 bar.update(1)

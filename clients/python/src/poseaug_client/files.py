@@ -29,6 +29,7 @@ class LiftInput:
     coco: bool = False
     image_ids: list[object] = field(default_factory=list)
     detection_scores: list[float | None] = field(default_factory=list)
+    track_ids: np.ndarray | None = None  # [N] int64: a tracker's id of each detection
 
 
 def check_input(path: Path, suffixes: tuple[str, ...]) -> None:
@@ -81,6 +82,12 @@ def read_lift_input(path: Path) -> LiftInput:
         raise CLIError(
             f"{path}: scores must have shape {list(keypoints.shape[:2])}, got {list(scores.shape)}"
         )
+    tracks = arrays.get("track_ids")
+    if tracks is not None and (tracks.shape != (len(keypoints),) or tracks.dtype.kind not in "iu"):
+        raise CLIError(
+            f"{path}: track_ids must be {len(keypoints)} integers, got {tracks.dtype} "
+            f"{list(tracks.shape)}"
+        )
     sizes = arrays.get("image_sizes")
     if sizes is not None and sizes.shape != (keypoints.shape[0], 2):
         raise CLIError(
@@ -90,6 +97,7 @@ def read_lift_input(path: Path) -> LiftInput:
         keypoints.astype(np.float32),
         scores,
         None if sizes is None else np.asarray(sizes, dtype=np.int64),
+        track_ids=None if tracks is None else tracks.astype(np.int64),
     )
 
 
@@ -114,7 +122,7 @@ def read_coco(path: Path) -> LiftInput:
         raise CLIError(f"{path}: expected a list of detections or a COCO 'annotations' list")
     if not entries:
         raise CLIError(f"{path}: no detections")
-    rows, ids, det_scores, sizes = [], [], [], []
+    rows, ids, det_scores, sizes, tracks = [], [], [], [], []
     for index, entry in enumerate(entries):
         values = entry.get("keypoints") if isinstance(entry, dict) else None
         if not isinstance(values, list) or len(values) != 3 * COCO_KEYPOINTS:
@@ -129,9 +137,17 @@ def read_coco(path: Path) -> LiftInput:
             raise CLIError(f"{path}: detection {index}: keypoints must be numbers") from None
         ids.append(entry.get("image_id"))
         det_scores.append(entry.get("score"))
+        track = entry.get("track_id")
+        if track is not None and (not isinstance(track, int) or isinstance(track, bool)):
+            raise CLIError(f"{path}: detection {index}: track_id must be an integer")
+        tracks.append(track)
         sizes.append(sizes_by_image.get(entry.get("image_id")))
     triples = np.stack(rows)
     image_sizes = np.asarray(sizes, dtype=np.int64) if all(sizes) else None
+    tracked = [t is not None for t in tracks]
+    if any(tracked) and not all(tracked):
+        first = tracked.index(False)
+        raise CLIError(f"{path}: detection {first} has no track_id while others have one")
     return LiftInput(
         keypoints=triples[..., :2],
         scores=np.clip(triples[..., 2], 0.0, 1.0),
@@ -139,6 +155,7 @@ def read_coco(path: Path) -> LiftInput:
         coco=True,
         image_ids=ids,
         detection_scores=det_scores,
+        track_ids=np.asarray(tracks, dtype=np.int64) if all(tracked) else None,
     )
 
 
@@ -155,6 +172,8 @@ def write_lift_output(
                 record["image_id"] = source.image_ids[index]
                 if source.detection_scores[index] is not None:
                     record["score"] = source.detection_scores[index]
+            if source.track_ids is not None:
+                record["track_id"] = int(source.track_ids[index])
             record["pose3d"] = np.round(pose.astype(np.float64), 6).tolist()
             if joint_inferred is not None:
                 record["joint_inferred"] = [bool(v) for v in joint_inferred[index]]
@@ -167,6 +186,8 @@ def write_lift_output(
     }
     if joint_inferred is not None:
         arrays["joint_inferred"] = joint_inferred.astype(bool)
+    if source.track_ids is not None:
+        arrays["track_ids"] = source.track_ids
     if source.coco:
         ids = source.image_ids
         if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
@@ -174,6 +195,17 @@ def write_lift_output(
         else:
             arrays["image_id"] = np.asarray(["" if i is None else str(i) for i in ids])
     np.savez(path, **arrays)
+
+
+def frame_order(source: LiftInput) -> np.ndarray:
+    """The order to send detections in: by image_id where every id is an integer (trackers
+    number frames in order), so each track's frames arrive in time order; else as read."""
+    ids = source.image_ids
+    if source.track_ids is None or not ids:
+        return np.arange(len(source.keypoints))
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return np.arange(len(source.keypoints))
+    return np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
 
 
 def read_poses3d(path: Path) -> np.ndarray:

@@ -48,6 +48,7 @@ class LiftJob:
     single: bool = False
     camera: poseaug_pb2.CameraIntrinsics | None = None
     cameras: list[poseaug_pb2.CameraIntrinsics] | None = None
+    track_ids: np.ndarray | None = None  # [N] int64: poses sharing one are a track's frames
 
     @property
     def count(self) -> int:
@@ -79,6 +80,7 @@ def prepare_lift(
     *,
     camera: CameraOption = None,
     allow_single: bool = True,
+    track_ids: object | None = None,
 ) -> LiftJob:
     """Check shapes against the format; a single pose [K, 2] becomes a batch of one.
 
@@ -108,7 +110,23 @@ def prepare_lift(
     if image_size is None and camera is None:
         image_size = DEFAULT_IMAGE_SIZE
     size, sizes = (None, None) if image_size is None else _image_sizes(image_size, n)
-    return LiftJob(points, conf, fmt, size, sizes, model or "", single, one_camera, cameras)
+    tracks = None if track_ids is None else _track_ids(track_ids, n)
+    return LiftJob(points, conf, fmt, size, sizes, model or "", single, one_camera, cameras, tracks)
+
+
+def _track_ids(track_ids: object, n: int) -> np.ndarray:
+    """[N] int64 track ids (a tracker's ids: any integers)."""
+    try:
+        ids = np.asarray(track_ids)
+    except (TypeError, ValueError):
+        raise invalid_argument("track_ids: expected N integers") from None
+    if ids.ndim == 0:
+        ids = ids[None]
+    if ids.shape != (n,) or not (ids.dtype.kind in "iu" or (ids.size == 0 and n == 0)):
+        raise invalid_argument(
+            f"track_ids: expected {n} integers (one per pose), got {ids.dtype} {list(ids.shape)}"
+        )
+    return ids.astype(np.int64)
 
 
 def _image_sizes(
@@ -167,6 +185,8 @@ def lift_request(
         request.camera.CopyFrom(job.camera)
     elif job.cameras is not None:
         request.cameras.extend(job.cameras[start:stop])
+    if job.track_ids is not None:
+        request.track_ids.extend(job.track_ids[start:stop].tolist())
     return request
 
 
@@ -189,7 +209,8 @@ def lift_stream_parts(
     """(batch index, part, parts, job, request) for each stream message of each batch.
 
     A batch is an array [n, K, 2] or a mapping with "keypoints" and optional "scores",
-    "image_size" and "camera"; batches over the per-call limit become several messages. An
+    "image_size", "camera" and "track_ids"; batches over the per-call limit become several
+    messages. An
     empty batch gives one entry with request None (answered locally with an empty result).
     """
     for index, batch in enumerate(batches):
@@ -238,14 +259,17 @@ def prepare_stream_batch(
         scores = batch.get("scores")
         size = batch.get("image_size", image_size)
         camera = batch.get("camera", camera)
+        tracks = batch.get("track_ids")
     else:
-        keypoints, scores, size = batch, None, image_size
+        keypoints, scores, size, tracks = batch, None, image_size, None
     points = as_float_array(keypoints, f"batch {index}: keypoints")
     if points.ndim == 3 and points.shape[0] == 0:
         fmt, joints = keypoint_format(format)
         return LiftJob(np.zeros((0, joints, 2), np.float32), None, fmt, (1, 1), None, model or "")
     try:
-        return prepare_lift(points, format, size, scores, model, camera=camera, allow_single=False)
+        return prepare_lift(
+            points, format, size, scores, model, camera=camera, allow_single=False, track_ids=tracks
+        )
     except Exception as exc:
         raise invalid_argument(f"batch {index}: {getattr(exc, 'message', exc)}") from None
 

@@ -87,6 +87,45 @@ def plot_lift(path: Path, keypoints: np.ndarray, fmt: str, poses3d: np.ndarray) 
     plt.close(fig)
 
 
+STRIP_FRAMES = 8
+# Joints whose motion the track plot draws over time (H36M-17 indices).
+TRACKED_JOINTS = {"right wrist": 16, "left wrist": 13, "right ankle": 3, "left ankle": 6}
+
+
+def plot_track(path: Path, poses3d: np.ndarray, track: object) -> None:
+    """One track's lifted 3D over time: a strip of skeletons at evenly spaced frames (top) and
+    the root-relative depth and height of wrists and ankles frame by frame (bottom), where
+    jitter and a missed limb show at a glance."""
+    plt = require_matplotlib()
+    frames = len(poses3d)
+    picks = np.unique(np.linspace(0, frames - 1, min(STRIP_FRAMES, frames)).round().astype(int))
+    fig = plt.figure(figsize=(2.6 * len(picks), 7.5))
+    grid = fig.add_gridspec(2, len(picks), height_ratios=[1.3, 1])
+    for col, f in enumerate(picks):
+        ax = fig.add_subplot(grid[0, col], projection="3d")
+        _draw_3d(ax, poses3d[f], "tab:red")
+        _square_3d(ax, [poses3d[f]])
+        ax.set_title(f"frame {f}", fontsize=9)
+        ax.set_xticklabels([])
+        ax.set_yticklabels([])
+        ax.set_zticklabels([])
+    t = np.arange(frames)
+    for col, (axis, label) in enumerate(((2, "depth z (m)"), (1, "height -y (m)"))):
+        ax = fig.add_subplot(grid[1, col * len(picks) // 2 : (col + 1) * len(picks) // 2])
+        sign = -1.0 if axis == 1 else 1.0
+        for k, (name, j) in enumerate(TRACKED_JOINTS.items()):
+            ax.plot(t, sign * poses3d[:, j, axis], color=f"C{k}", lw=1.2, label=name)
+        ax.set_xlabel("frame")
+        ax.set_ylabel(f"{label}, root-relative")
+        ax.grid(alpha=0.3)
+        if col == 0:
+            ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"track {track}: {frames} frames lifted", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def plot_augment(
     path: Path, source: np.ndarray, augmented: np.ndarray, keypoints: np.ndarray, count: int
 ) -> None:

@@ -70,6 +70,14 @@ class ModelInfo:
     manifest: dict = field(default_factory=dict)
     # What the lifter is fed: "videopose3d_screen" (format 1) or "camera_rays" (camera-aware).
     lifter_input: str = ""
+    # Frames in the lifter's window (1: single-frame) and the most lookahead a stream may ask.
+    temporal_frames: int = 1
+    temporal_lookahead: int = 0
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the lifter lifts tracks over windows of frames (send track_ids)."""
+        return self.temporal_frames > 1
 
     @property
     def camera_aware(self) -> bool:
@@ -94,6 +102,8 @@ class ModelInfo:
             metrics=dict(sorted(info.metrics.items())),
             manifest=manifest if isinstance(manifest, dict) else {},
             lifter_input=info.lifter_input,
+            temporal_frames=info.temporal_frames or 1,
+            temporal_lookahead=info.temporal_lookahead,
         )
 
     def to_dict(self) -> dict:
@@ -106,6 +116,8 @@ class ModelInfo:
             "input_formats": list(self.input_formats),
             "providers": list(self.providers),
             "lifter_input": self.lifter_input,
+            "temporal_frames": self.temporal_frames,
+            "temporal_lookahead": self.temporal_lookahead,
             "joint_names": list(self.joint_names),
             "joint_parents": list(self.joint_parents),
             "metrics": self.metrics,

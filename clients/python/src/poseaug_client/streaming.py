@@ -46,7 +46,8 @@ Request = poseaug_pb2.Lift2Dto3DRequest
 class LiftFeed:
     """Stream messages for one attempt at a time; remembers what is unanswered."""
 
-    def __init__(self) -> None:
+    def __init__(self, lookahead: int = 0) -> None:
+        self.lookahead = lookahead  # sent on every message (the server reads the first)
         self.pending: OrderedDict[str, Request] = OrderedDict()
         self.local: list[Part] = []  # empty batches, answered without the server
         self.error: BaseException | None = None
@@ -118,7 +119,7 @@ class LiftFeed:
                         return
             if request is not None:
                 sent.add(request.request_id)
-                yield poseaug_pb2.StreamLift2Dto3DRequest(request=request)
+                yield poseaug_pb2.StreamLift2Dto3DRequest(request=request, lookahead=self.lookahead)
 
     async def arequests(
         self, parts: AsyncIterator[Part], pull_lock: asyncio.Lock
@@ -151,7 +152,7 @@ class LiftFeed:
                         return
             if request is not None:
                 sent.add(request.request_id)
-                yield poseaug_pb2.StreamLift2Dto3DRequest(request=request)
+                yield poseaug_pb2.StreamLift2Dto3DRequest(request=request, lookahead=self.lookahead)
 
 
 class LiftAssembler:
@@ -224,11 +225,12 @@ class LiftStream(ResumableStream):
         timeout: float | None,
         *,
         aio: bool,
+        lookahead: int = 0,
     ) -> None:
         super().__init__(config, timeout)
         self._parts = parts
         self._aio = aio
-        self._feed, self._assembler = LiftFeed(), LiftAssembler()
+        self._feed, self._assembler = LiftFeed(lookahead), LiftAssembler()
         self._pull_lock = asyncio.Lock() if aio else threading.Lock()
 
     def requests(self) -> Iterator[Any] | AsyncIterator[Any]:
