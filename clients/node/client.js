@@ -78,6 +78,8 @@ function callMetadata(token) {
 // pixels into rays with it (without one they use their default 60-degree camera). Without a
 // camera, options.imageSize defaults to [1000, 1000]; with one, no size is sent unless given.
 // options.scores [N][K] in [0, 1]: camera-aware models infer joints scored under 0.3.
+// options.trackIds [N] integers: poses sharing one are a track's frames, in order (temporal
+// models lift each track over a window of its frames; single-frame models ignore them).
 function lift(client, keypoints, options = {}) {
   const format = options.format || 'h36m17';
   if (!FORMATS[format]) throw new Error(`format: unknown ${format}; use ${Object.keys(FORMATS)}`);
@@ -90,6 +92,7 @@ function lift(client, keypoints, options = {}) {
   if (imageSize) request.image_size = { width: imageSize[0], height: imageSize[1] };
   if (options.camera) request.camera = options.camera;
   if (options.scores) request.scores = toTensor(options.scores);
+  if (options.trackIds) request.track_ids = options.trackIds.map(String);
   const deadline = Date.now() + 1000 * (options.timeoutSeconds || 30);
   return new Promise((resolve, reject) => {
     client.Lift2Dto3D(request, callMetadata(options.token), { deadline }, (error, response) => {

@@ -2,7 +2,8 @@
 'use strict';
 // Lift one or more 2D poses with a PoseAug server and print the 3D result as JSON.
 //   node lift.js [--server HOST:PORT] [--input POSES.json] [--format h36m17|coco17|mpii16]
-//                [--image-size WxH] [--camera FX,FY,CX,CY] [--model NAME] [--timeout S]
+//                [--image-size WxH] [--camera FX,FY,CX,CY] [--track-ids 1,1,2,...]
+//                [--model NAME] [--timeout S]
 //                [--token T] [--tls-ca PEM]
 // POSES.json holds one pose [[u, v], ...] or a list of poses, in pixels. Without --input the
 // standing H36M-17 pose of lift-sample.json (a 1000 x 1000 image) is lifted.
@@ -28,6 +29,7 @@ async function main() {
         format: { type: 'string', default: 'h36m17' },
         'image-size': { type: 'string' },
         camera: { type: 'string' },
+        'track-ids': { type: 'string' },
         model: { type: 'string', default: '' },
         timeout: { type: 'string', default: '30' },
         token: { type: 'string', default: process.env.POSEAUG_TOKEN || '' },
@@ -52,6 +54,13 @@ async function main() {
     const [fx, fy, cx, cy] = values;
     camera = { fx, fy, cx, cy };
   }
+  let trackIds;
+  if (args['track-ids'] !== undefined) {
+    trackIds = args['track-ids'].split(',').map(Number);
+    if (!trackIds.every(Number.isInteger)) {
+      fail(`--track-ids: expected integers, one per pose, got ${args['track-ids']}`);
+    }
+  }
   let poses = [SAMPLE_POSE];
   if (args.input) {
     try {
@@ -69,6 +78,7 @@ async function main() {
       format: args.format,
       imageSize,
       camera,
+      trackIds,
       model: args.model,
       timeoutSeconds: Number(args.timeout),
       token: args.token,

@@ -84,6 +84,21 @@ def test_node_sends_a_camera(node, camera_server, tmp_path) -> None:
     assert result.returncode == 1 and result.stderr.startswith("lift.js: error: --camera")
 
 
+def test_node_sends_track_ids(node, temporal_server, tmp_path) -> None:
+    """The temporal test lifter answers (first, answered, last) frame of each window: the
+    poses of track 4 (labels 1, 2, 3) are lifted as one track."""
+    keypoints = np.zeros((4, 17, 2), np.float32)
+    keypoints[..., 0] = np.array([1, 50, 2, 3], np.float32)[:, None]
+    (tmp_path / "poses.json").write_text(json.dumps(keypoints.tolist()))
+    common = ["--server", temporal_server.address, "--input", tmp_path / "poses.json"]
+    result = run_node(node, *common, "--camera", "1000,1000,0,0", "--track-ids", "4,9,4,4")
+    assert result.returncode == 0, result.stderr
+    windows = np.rint(np.array(json.loads(result.stdout)["pose3d"])[:, 1, :] * 1000)
+    assert windows.tolist() == [[1, 1, 3], [50, 50, 50], [1, 2, 3], [1, 3, 3]]
+    result = run_node(node, *common, "--camera", "1000,1000,0,0", "--track-ids", "4,x")
+    assert result.returncode == 1 and result.stderr.startswith("lift.js: error: --track-ids")
+
+
 def test_node_errors_are_one_line(node, server, tmp_path) -> None:
     result = run_node(node, "--server", f"127.0.0.1:{free_port()}", "--timeout", "5")
     assert result.returncode == 1

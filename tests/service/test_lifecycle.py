@@ -60,11 +60,11 @@ def test_sha256_mismatch_refuses_only_that_bundle(tmp_path: Path) -> None:
 def test_unknown_format_version_is_refused(tmp_path: Path) -> None:
     folder = make_bundle(tmp_path, "future")
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["format_version"] = 3
+    manifest["format_version"] = 4  # the next one this server does not know
     (folder / "manifest.json").write_text(json.dumps(manifest))
     result = run_cli(tmp_path)
     assert result.returncode != 0
-    assert "unknown manifest format_version 3" in result.stderr
+    assert "unknown manifest format_version 4" in result.stderr
 
 
 def test_default_model_flag(models_dir: Path) -> None:

@@ -101,3 +101,14 @@ def test_single_frame_models_need_no_windows() -> None:
     msg = message([4, 5], [1, 2], m=model(frames_=1, anchor=0))
     (owed,) = s.add(msg)
     assert s.windows(owed) is msg.keypoints and s.live_tracks == 0
+
+
+def test_a_lookahead_stream_holds_small_messages_only() -> None:
+    s = StreamTracks(lookahead=2, max_tracks=3, idle_s=60)
+    with pytest.raises(InvalidArgumentError) as err:
+        s.add(message([1, 2, 3, 4], [1, 1, 1, 1]), prefix="request[0].")
+    assert err.value.field == "request[0].keypoints"
+    assert s.add(message([1, 2, 3], [1, 1, 1])) == []
+    # Frames are copies: a held frame does not keep its message's array alive.
+    track = next(iter(s._live.values()))
+    assert all(f.base is None for f in track.frames)

@@ -229,6 +229,7 @@ def test_the_temporal_recipe_trains_resumes_exports_and_evaluates(
     assert set(causal_view) == {"sh"}
     assert causal_view["sh"]["mpjpe_mm"] != pytest.approx(results["sh"]["mpjpe_mm"], abs=1e-6)
     assert "t@lookahead0" in (ev / "comparison.md").read_text()
+    assert (ev / "sh_track_right_wrist.png").stat().st_size > 1000
 
     bundle = tmp_path / "bundle"
     export = ["export", "--checkpoint", str(tem / "checkpoint.pt"), "--out", str(bundle)]

@@ -48,7 +48,7 @@ class ServerConfig:
     max_poses_per_request: int = field(default=DEFAULT_MAX_POSES_PER_REQUEST, metadata=_POSITIVE)
     max_message_mb: int = field(default=DEFAULT_MAX_MESSAGE_MB, metadata=_POSITIVE)
     grace_s: float = field(default=30.0, metadata=_NON_NEGATIVE)
-    max_stream_tracks: int = field(default=1024, metadata=_POSITIVE)
+    max_stream_tracks: int = field(default=256, metadata=_POSITIVE)
     track_idle_s: float = field(default=30.0, metadata=_POSITIVE)
     log_level: str = "INFO"
     health_port: int = field(default=0, metadata=_NON_NEGATIVE)
@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-stream-tracks",
         type=int,
-        help="live tracks one StreamLift2Dto3D stream may hold per model (temporal bundles); "
-        "INVALID_ARGUMENT on track_ids beyond",
+        help="live tracks one StreamLift2Dto3D stream may hold per model (temporal bundles), "
+        "and poses per message of a stream with lookahead; INVALID_ARGUMENT beyond",
     )
     p.add_argument(
         "--track-idle-s",

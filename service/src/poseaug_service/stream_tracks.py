@@ -8,9 +8,10 @@ yet seen repeating the newest (edge padding). With L = 0 every message is answer
 from its tracks' current and past frames (causal).
 
 Bounds: at most `max_tracks` live tracks (per model; a message that would pass it is refused,
-naming its track_ids), each keeping only the frames a window or an owed answer still needs;
-a track without a frame for `idle_s` seconds is forgotten (a track id seen again later starts
-afresh).
+naming its track_ids), each keeping copies of only the frames a window or an owed answer still
+needs; with lookahead, at most `max_tracks` poses per message (owed messages are held until
+answered); a track without a frame for `idle_s` seconds is forgotten (a track id seen again
+later starts afresh).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Track:
         return self.first + len(self.frames) - 1
 
     def append(self, frame: np.ndarray, now: float) -> int:
-        self.frames.append(frame)
+        self.frames.append(frame.copy())  # a view would keep its whole message alive
         self.last_seen = now
         return self.newest
 
@@ -113,6 +114,12 @@ class StreamTracks:
             del self._live[key]
         name, n = parsed.model.name, len(parsed.keypoints)
         anchor = parsed.model.temporal_anchor
+        if self.lookahead and n > self.max_tracks:
+            raise InvalidArgumentError(
+                f"{prefix}keypoints",
+                f"{n} poses: a stream with lookahead keeps its messages until they are "
+                f"answered, so each holds at most {self.max_tracks} poses (the live-track bound)",
+            )
         ids = parsed.track_ids
         if ids is not None:
             keys = [(name, int(t)) for t in ids]

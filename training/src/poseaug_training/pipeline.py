@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from poseaug_training.data.h36m import load_h36m
 from poseaug_training.data.pairs import PoseSet, build_pairs
 from poseaug_training.models import TEMPORAL
@@ -320,6 +322,7 @@ def temporal_evaluate_run(
         else:
             raise ValueError(f"unknown test {name!r}; choose from h36m_sh, h36m_gt, unseen")
     everything: dict[str, dict[str, dict]] = {}
+    kept: dict[str, dict[str, np.ndarray]] = {}
     for name, path in models.items():
         lifter, window, source = _sequence_lifter(Path(path))
         runs = {name: (None, built)}
@@ -332,7 +335,8 @@ def temporal_evaluate_run(
                 if window is None
                 else tt.windowed(lifter, *window, lookahead=lookahead)
             )
-            results = tt.run_sequence_tests(seq_lifter, run_tests, seed)
+            kept[run_name] = {}
+            results = tt.run_sequence_tests(seq_lifter, run_tests, seed, keep=kept[run_name])
             everything[run_name] = results
             meta = {
                 **source,
@@ -351,7 +355,21 @@ def temporal_evaluate_run(
         if done.parent.name not in everything:
             everything[done.parent.name] = json.loads(done.read_text())["results"]
     Path(out, "comparison.md").write_text(temporal_table(everything))
+    if "h36m_sh" in built:
+        _track_plot(built["h36m_sh"], kept, Path(out) / "sh_track_right_wrist.png")
     return everything
+
+
+def _track_plot(seq, kept: dict, path: Path, frames: int = 250, joint: int = 16) -> None:
+    """The first SH track's first frames: one joint over time, every model run here."""
+    from poseaug_training.evaluation.plots import plot_track_over_time
+
+    rows = np.flatnonzero(seq.track == seq.track[0])[:frames]
+    preds = {m: p["h36m_sh"][rows] for m, p in kept.items() if "h36m_sh" in p}
+    if preds:
+        plot_track_over_time(
+            seq.test.target[rows], preds, joint, path, "S9, first SH sequence and camera"
+        )
 
 
 def _sequence_lifter(path: Path):

@@ -116,3 +116,26 @@ def plot_error_by_fov(curves: dict[str, dict[str, float]], path: Path, title: st
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_track_over_time(
+    target: np.ndarray, predictions: dict[str, np.ndarray], joint: int, path: Path, title: str
+) -> None:
+    """One joint of one track over time: ground truth and each model, x / y / z (root-relative,
+    mm) in three rows, where a single-frame lifter's jitter and a temporal one's smoothness
+    show at a glance."""
+    frames = np.arange(len(target))
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
+    for axis, ax in enumerate(axes):
+        ax.plot(frames, target[:, joint, axis] * 1000, color="black", lw=2, label="ground truth")
+        for k, (label, pred) in enumerate(predictions.items()):
+            ax.plot(frames, pred[:, joint, axis] * 1000, color=f"C{k}", lw=1.1, label=label)
+        ax.set_ylabel(f"{'xyz'[axis]} (mm)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, ncol=len(predictions) + 1, loc="upper right")
+    axes[-1].set_xlabel("frame (50 fps)")
+    fig.suptitle(f"{title}: {JOINT_NAMES[joint]}, root-relative, camera frame")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -188,12 +188,16 @@ def run_sequence_tests(
     tests: dict[str, SequenceTest],
     seed: int = 0,
     occlusion: bool = True,
+    keep: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict]:
-    """Every sequence test for one lifter (camera-aware bundles only)."""
+    """Every sequence test for one lifter (camera-aware bundles only); `keep` receives the
+    predictions of the h36m tests (for plots)."""
     results: dict[str, dict] = {}
 
-    def one(seq: SequenceTest, camera: str = "given") -> dict:
+    def one(seq: SequenceTest, camera: str = "given", name: str = "") -> dict:
         pred = lifter(model_inputs(seq.test, "camera_rays", camera), seq.track)
+        if keep is not None and name:
+            keep[name] = pred
         out = score(pred, seq.test)
         out.update(smoothness(pred, seq))
         return out
@@ -207,5 +211,5 @@ def run_sequence_tests(
                     results[f"occluded{k}"] = one(with_missing(seq, k, seed + k, False))
                     results[f"occluded{k}_persistent"] = one(with_missing(seq, k, seed + k, True))
         else:
-            results[name.removeprefix("h36m_")] = one(seq)
+            results[name.removeprefix("h36m_")] = one(seq, name=name)
     return results
