@@ -199,41 +199,35 @@ def _model_specs(specs: list[str]) -> dict[str, Path]:
     return models
 
 
-def cmd_temporal_eval(args: argparse.Namespace) -> int:
-    from poseaug_training.pipeline import temporal_evaluate_run
-
+def _run_comparison(args: argparse.Namespace, run, **options: object) -> int:
+    """wild-eval and temporal-eval: models side by side, the comparison table printed."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = temporal_evaluate_run(
+    results = run(
         _model_specs(args.model),
         Path(args.data),
         Path(args.out),
         tests=args.tests,
         subjects=tuple(args.subjects),
-        lookaheads=tuple(args.lookaheads),
         seed=args.seed,
+        **options,
     )
     print(Path(args.out, "comparison.md").read_text())
     return 0 if results else 1
+
+
+def cmd_temporal_eval(args: argparse.Namespace) -> int:
+    from poseaug_training.pipeline import temporal_evaluate_run
+
+    return _run_comparison(args, temporal_evaluate_run, lookaheads=tuple(args.lookaheads))
 
 
 def cmd_wild_eval(args: argparse.Namespace) -> int:
     from poseaug_training.pipeline import wild_evaluate_run
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    results = wild_evaluate_run(
-        _model_specs(args.model),
-        Path(args.data),
-        Path(args.out),
-        tests=args.tests,
-        subjects=tuple(args.subjects),
-        unseen_stride=args.unseen_stride,
-        stride=args.stride,
-        seed=args.seed,
+    return _run_comparison(
+        args, wild_evaluate_run, unseen_stride=args.unseen_stride, stride=args.stride
     )
-    print(Path(args.out, "comparison.md").read_text())
-    return 0 if results else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -250,6 +244,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     print(f"wrote {path}")
     return 0
+
+
+def _model_comparison_args(p: argparse.ArgumentParser, model_help: str) -> None:
+    """What wild-eval and temporal-eval share: models side by side, data, tests, subjects."""
+    p.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help=model_help)
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--out", required=True)
+    p.add_argument(
+        "--tests",
+        type=_subset_of("h36m_sh", "h36m_gt", "unseen"),
+        default=["h36m_sh", "h36m_gt", "unseen"],
+    )
+    p.add_argument("--subjects", type=_subjects, default=["S9", "S11"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,21 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         "wild-eval",
         help="real detections, unseen cameras and missing joints, models side by side",
     )
-    we.add_argument(
-        "--model",
-        action="append",
-        required=True,
-        metavar="NAME=PATH",
-        help="a checkpoint (.pt) or a bundle folder; repeat to compare",
-    )
-    we.add_argument("--data", default=DEFAULT_DATA)
-    we.add_argument("--out", required=True)
-    we.add_argument(
-        "--tests",
-        type=_subset_of("h36m_sh", "h36m_gt", "unseen"),
-        default=["h36m_sh", "h36m_gt", "unseen"],
-    )
-    we.add_argument("--subjects", type=_subjects, default=["S9", "S11"])
+    _model_comparison_args(we, "a checkpoint (.pt) or a bundle folder; repeat to compare")
     we.add_argument("--stride", type=int, default=1, help="frame stride of the h36m tests")
     we.add_argument("--unseen-stride", type=int, default=5, help="frame stride, unseen cameras")
     we.add_argument("--seed", type=int, default=0)
@@ -303,21 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         "temporal-eval",
         help="the wild tests as sequences: temporal and single-frame lifters on the same frames",
     )
-    te.add_argument(
-        "--model",
-        action="append",
-        required=True,
-        metavar="NAME=PATH",
-        help="a camera-aware checkpoint (.pt) or bundle folder; repeat to compare",
-    )
-    te.add_argument("--data", default=DEFAULT_DATA)
-    te.add_argument("--out", required=True)
-    te.add_argument(
-        "--tests",
-        type=_subset_of("h36m_sh", "h36m_gt", "unseen"),
-        default=["h36m_sh", "h36m_gt", "unseen"],
-    )
-    te.add_argument("--subjects", type=_subjects, default=["S9", "S11"])
+    _model_comparison_args(te, "a camera-aware checkpoint (.pt) or bundle folder; repeat")
     te.add_argument(
         "--lookaheads",
         type=lambda t: [int(v) for v in t.split(",")] if t else [],

@@ -175,6 +175,23 @@ def plot_augmentations(
     plot_augmented_pairs(src.numpy(), panels, path, f"{name}: source (blue) vs augmented (red)")
 
 
+def _build_tests(data_dir, tests, subjects, train_subjects, unseen, h36m) -> dict:
+    """The named tests (h36m_sh, h36m_gt, unseen) built by `h36m(data, source)` and
+    `unseen(data, error_model)`, the error model fitted to the training subjects' detections."""
+    from poseaug_training.data.detector_noise import fit_to_h36m
+
+    data = load_h36m(data_dir, subjects=list(subjects) + list(train_subjects), with_detections=True)
+    built = {}
+    for name in tests:
+        if name == "unseen":
+            built[name] = unseen(data, fit_to_h36m(data, list(train_subjects)))
+        elif name in ("h36m_sh", "h36m_gt"):
+            built[name] = h36m(data, name.removeprefix("h36m_"))
+        else:
+            raise ValueError(f"unknown test {name!r}; choose from h36m_sh, h36m_gt, unseen")
+    return built
+
+
 def wild_evaluate_run(
     models: dict[str, Path],
     data_dir: Path,
@@ -189,20 +206,17 @@ def wild_evaluate_run(
     """The wild-lifting tests (evaluation/wild_tests.py) for checkpoints (*.pt) or bundle
     folders side by side. Writes <out>/<name>/evaluation.json (for `export --evaluation`),
     <out>/comparison.md and <out>/unseen_*.png over every model evaluated into <out>."""
-    from poseaug_training.data.detector_noise import fit_to_h36m
     from poseaug_training.evaluation import wild_tests as wt
     from poseaug_training.evaluation.report import write_json
 
-    data = load_h36m(data_dir, subjects=list(subjects) + list(train_subjects), with_detections=True)
-    error_model = fit_to_h36m(data, list(train_subjects))
-    built: dict[str, wt.LiftTest] = {}
-    for name in tests:
-        if name == "unseen":
-            built[name] = wt.unseen_test(data, list(subjects), error_model, unseen_stride, seed)
-        elif name in ("h36m_sh", "h36m_gt"):
-            built[name] = wt.h36m_test(data, list(subjects), name.removeprefix("h36m_"), stride)
-        else:
-            raise ValueError(f"unknown test {name!r}; choose from h36m_sh, h36m_gt, unseen")
+    built = _build_tests(
+        data_dir,
+        tests,
+        subjects,
+        train_subjects,
+        unseen=lambda data, model: wt.unseen_test(data, list(subjects), model, unseen_stride, seed),
+        h36m=lambda data, source: wt.h36m_test(data, list(subjects), source, stride),
+    )
     everything: dict[str, dict[str, dict]] = {}
     for name, path in models.items():
         path = Path(path)
@@ -307,20 +321,17 @@ def temporal_evaluate_run(
     checkpoints or bundles on the same frames. Temporal models are also run with each of
     `lookaheads` on `lookahead_tests` (as "<name>@lookahead<L>"). Writes
     <out>/<name>/evaluation.json and <out>/comparison.md."""
-    from poseaug_training.data.detector_noise import fit_to_h36m
     from poseaug_training.evaluation import temporal_tests as tt
     from poseaug_training.evaluation.report import write_json
 
-    data = load_h36m(data_dir, subjects=list(subjects) + list(train_subjects), with_detections=True)
-    built: dict[str, tt.SequenceTest] = {}
-    for name in tests:
-        if name == "unseen":
-            model = fit_to_h36m(data, list(train_subjects))
-            built[name] = tt.unseen_sequences(data, list(subjects), model, seed)
-        elif name in ("h36m_sh", "h36m_gt"):
-            built[name] = tt.h36m_sequences(data, list(subjects), name.removeprefix("h36m_"))
-        else:
-            raise ValueError(f"unknown test {name!r}; choose from h36m_sh, h36m_gt, unseen")
+    built = _build_tests(
+        data_dir,
+        tests,
+        subjects,
+        train_subjects,
+        unseen=lambda data, model: tt.unseen_sequences(data, list(subjects), model, seed),
+        h36m=lambda data, source: tt.h36m_sequences(data, list(subjects), source),
+    )
     everything: dict[str, dict[str, dict]] = {}
     kept: dict[str, dict[str, np.ndarray]] = {}
     for name, path in models.items():
