@@ -23,30 +23,14 @@ from poseaug_client.contract import (  # noqa: F401
     NUM_JOINTS,
 )
 
-_LIMBS = (
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-)
-
 
 def _matrix(source: tuple[str, ...], recipe: dict[str, dict[str, float]]) -> np.ndarray:
-    """Build W[17, K] from {h36m joint: {source joint: weight}}; limbs map by name."""
+    """Build W[17, K] from {h36m joint: {source joint: weight}}; every joint the recipe does
+    not build (the limbs) maps from the source joint of the same name."""
     w = np.zeros((NUM_JOINTS, len(source)), dtype=np.float32)
-    for limb in _LIMBS:
-        w[H36M_JOINT_NAMES.index(limb), source.index(limb)] = 1.0
-    for joint, parts in recipe.items():
-        for name, weight in parts.items():
-            w[H36M_JOINT_NAMES.index(joint), source.index(name)] += weight
+    for j, joint in enumerate(H36M_JOINT_NAMES):
+        for name, weight in recipe.get(joint, {joint: 1.0}).items():
+            w[j, source.index(name)] += weight
     return w
 
 

@@ -23,6 +23,7 @@ On the wire nothing changes: unary callers send one message and get one answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import Executor
@@ -213,7 +214,21 @@ class RequestReader:
         big = deserialize if check is None else checked_parse
         reader = self
 
-        async def one(context: grpc.aio.ServicerContext) -> tuple[Any, int]:
+        @contextlib.asynccontextmanager
+        async def slot(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+            """A slot of the method's pool for the call's whole life; a full pool aborts it."""
+            try:
+                peer = enter(pool, context, method)
+            except ServiceError as exc:
+                await context.abort(exc.code, str(exc))
+            try:
+                yield
+            finally:
+                leave(peer)
+
+        @contextlib.asynccontextmanager
+        async def one(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            """The call's single request; its budget bytes are held until the handler is done."""
             request, cost = await reader._next(
                 context, method, limits, limits.arrival_s, deserialize, big, what
             )
@@ -221,7 +236,10 @@ class RequestReader:
                 request = InvalidArgumentError("", f"no {what} message was sent")
             if isinstance(request, ServiceError):
                 await context.abort(request.code, str(request))
-            return request, cost
+            try:
+                yield request
+            finally:
+                reader._budget.give(cost)
 
         async def messages(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             timeout: float | None = limits.arrival_s
@@ -249,18 +267,8 @@ class RequestReader:
             async def unary(_requests, context):
                 """Unary requests, answered with one message or by context.write (health's
                 Watch)."""
-                try:
-                    peer = enter(pool, context, method)
-                except ServiceError as exc:
-                    await context.abort(exc.code, str(exc))
-                try:
-                    request, cost = await one(context)
-                    try:
-                        return await behavior(request, context)
-                    finally:
-                        reader._budget.give(cost)
-                finally:
-                    leave(peer)
+                async with slot(context), one(context) as request:
+                    return await behavior(request, context)
 
             if not handler.response_streaming:
                 return grpc.stream_unary_rpc_method_handler(unary, **kwargs)
@@ -268,19 +276,9 @@ class RequestReader:
                 return grpc.stream_stream_rpc_method_handler(unary, **kwargs)
 
             async def unary_stream(_requests, context):
-                try:
-                    peer = enter(pool, context, method)
-                except ServiceError as exc:
-                    await context.abort(exc.code, str(exc))
-                try:
-                    request, cost = await one(context)
-                    try:
-                        async for response in behavior(request, context):
-                            yield response
-                    finally:
-                        reader._budget.give(cost)
-                finally:
-                    leave(peer)
+                async with slot(context), one(context) as request:
+                    async for response in behavior(request, context):
+                        yield response
 
             return grpc.stream_stream_rpc_method_handler(unary_stream, **kwargs)
 
@@ -289,33 +287,23 @@ class RequestReader:
 
             async def streaming(_requests, context):
                 """Request streams answered with one message or by context.write."""
-                try:
-                    peer = enter(pool, context, method)
-                except ServiceError as exc:
-                    await context.abort(exc.code, str(exc))
-                try:
-                    return await behavior(messages(context), context)
-                except ServiceError as exc:
-                    await context.abort(exc.code, str(exc))
-                finally:
-                    leave(peer)
+                async with slot(context):
+                    try:
+                        return await behavior(messages(context), context)
+                    except ServiceError as exc:
+                        await context.abort(exc.code, str(exc))
 
             if not handler.response_streaming:
                 return grpc.stream_unary_rpc_method_handler(streaming, **kwargs)
             return grpc.stream_stream_rpc_method_handler(streaming, **kwargs)
 
         async def stream_stream(_requests, context):
-            try:
-                peer = enter(pool, context, method)
-            except ServiceError as exc:
-                await context.abort(exc.code, str(exc))
-            try:
-                async for response in behavior(messages(context), context):
-                    yield response
-            except ServiceError as exc:
-                await context.abort(exc.code, str(exc))
-            finally:
-                leave(peer)
+            async with slot(context):
+                try:
+                    async for response in behavior(messages(context), context):
+                        yield response
+                except ServiceError as exc:
+                    await context.abort(exc.code, str(exc))
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **kwargs)
 
