@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from poseaug_training.data.camera import points_to_rays, project_to_pixels
+from poseaug_training.data.camera import project_to_pixels
 from poseaug_training.data.detector_noise import DetectorErrorModel
 from poseaug_training.data.h36m import H36M
 from poseaug_training.data.occlusion import MIN_VISIBLE, inside_frame, random_visibility
@@ -33,6 +33,7 @@ from poseaug_training.data.wild_pairs import (
     WildSource,
     assumed_camera,
     build_wild_source,
+    detected_rays,
     encode_rays,
     focal_ratios,
 )
@@ -161,11 +162,8 @@ class ClipBatcher:
         dev = points.device
         flat = points.reshape(b * r, j, 3)
         intr = intrinsics.repeat_interleave(r, 0)
-        rays = points_to_rays(flat)
         noisy = (torch.rand(b, device=dev) < self.mix.detector_error).repeat_interleave(r)
-        seen = rays + (
-            self.error_model.apply(rays.detach(), strength=noisy.to(rays.dtype)) - rays.detach()
-        )
+        seen = detected_rays(self.error_model, flat, noisy)
         # The clip's occlusion lasts a random span of frames.
         clip_vis = random_visibility(b, p_occluded=self.mix.occluded).to(dev)
         start = torch.randint(0, r, (b, 1), device=dev)

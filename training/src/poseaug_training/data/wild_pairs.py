@@ -40,6 +40,17 @@ def encode_rays(rays: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     return torch.cat([rays * vis, vis], -1)
 
 
+def detected_rays(
+    error_model: DetectorErrorModel, points: torch.Tensor, noisy: torch.Tensor
+) -> torch.Tensor:
+    """Rays [N, 17, 2] of camera-frame points [N, 17, 3] with the detector's error on the
+    `noisy` rows [N] bool; gradients pass straight through the error (PoseAug trains the
+    augmentor through these rays)."""
+    rays = points_to_rays(points)
+    error = error_model.apply(rays.detach(), strength=noisy.to(rays.dtype)) - rays.detach()
+    return rays + error
+
+
 def pinhole(intrinsics: torch.Tensor) -> torch.Tensor:
     """The same intrinsics without distortion (rays are undistorted by definition)."""
     out = intrinsics.clone()
@@ -135,12 +146,9 @@ class WildBatcher:
         pinhole `intrinsics`: rays with detector error on `noisy` rows (default: the mix's
         share), random missing joints and truncation by the frame, as lifter input."""
         n = len(points)
-        rays = points_to_rays(points)
         if noisy is None:
             noisy = torch.rand(n, device=points.device) < self.mix.detector_error
-        seen = rays + (
-            self.error_model.apply(rays.detach(), strength=noisy.to(rays.dtype)) - rays.detach()
-        )
+        seen = detected_rays(self.error_model, points, noisy)
         visible = random_visibility(n, p_occluded=self.mix.occluded).to(points.device)
         visible &= inside_frame(project_to_pixels(points.detach(), intrinsics), intrinsics)
         few = visible.sum(1) < MIN_VISIBLE

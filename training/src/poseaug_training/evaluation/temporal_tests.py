@@ -55,9 +55,10 @@ class SequenceTest:
 def track_bounds(track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[N] first and last row of each row's track (tracks are contiguous runs)."""
     n = len(track)
-    starts = np.flatnonzero(np.r_[True, track[1:] != track[:-1]])
+    new_track = np.r_[True, track[1:] != track[:-1]]
+    starts = np.flatnonzero(new_track)
     ends = np.r_[starts[1:], n] - 1
-    which = np.cumsum(np.r_[True, track[1:] != track[:-1]]) - 1
+    which = np.cumsum(new_track) - 1
     return starts[which], ends[which]
 
 

@@ -43,6 +43,10 @@ class RootRelativeLifter(nn.Module):
         # 2.4x faster steps); evaluation and ONNX export leave it None (float32).
         self.autocast_dtype: torch.dtype | None = None
 
+    def body_input(self, kp2d: torch.Tensor) -> torch.Tensor:
+        """What `body` takes: one flat row per pose (a temporal body keeps its frames)."""
+        return kp2d.reshape(kp2d.shape[0], -1)
+
     def forward(self, kp2d: torch.Tensor) -> torch.Tensor:
         n = kp2d.shape[0]
         with torch.autocast(
@@ -50,6 +54,6 @@ class RootRelativeLifter(nn.Module):
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
         ):
-            out = self.head(self.body(kp2d.reshape(n, -1)))
+            out = self.head(self.body(self.body_input(kp2d)))
         out = out.float().reshape(n, self.num_joints - 1, 3)
         return torch.cat([torch.zeros_like(out[:, :1]), out], dim=1)

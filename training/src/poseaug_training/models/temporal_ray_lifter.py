@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from poseaug_training.models.common import RootRelativeLifter
 from poseaug_training.models.ray_lifter import perspective_normalize
 
 ANCHORS = ("centre", "last")
@@ -76,7 +77,7 @@ class TemporalBlock(nn.Module):
         return x[:, self.tap :: self.width] + self.layers(x)
 
 
-class TemporalRayLifter(nn.Module):
+class TemporalRayLifter(RootRelativeLifter):
     """[N, R, 17, 3] windows of rays + visibility -> [N, 17, 3] root-relative camera-frame
     pose of the anchor frame (metres)."""
 
@@ -91,7 +92,6 @@ class TemporalRayLifter(nn.Module):
         filter_widths: Sequence[int] = (3, 3, 3),
         anchor: str = "centre",
     ) -> None:
-        super().__init__()
         widths = [int(w) for w in filter_widths]
         if anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
@@ -99,16 +99,14 @@ class TemporalRayLifter(nn.Module):
             raise ValueError(f"filter widths must be odd and positive, got {widths}")
         if blocks < len(widths) - 1:
             raise ValueError(f"{len(widths)} filter widths need at least {len(widths) - 1} blocks")
-        self.num_joints = num_joints
-        self.anchor = anchor
-        self.filter_widths = widths
         block_widths = widths[1:] + [1] * (blocks - len(widths) + 1)
-        self.body = nn.Sequential(
+        body = nn.Sequential(
             GroupLinear(num_joints * 3, channels, widths[0], dropout),
             *[TemporalBlock(channels, w, anchor, dropout) for w in block_widths],
         )
-        self.head = nn.Linear(channels, (num_joints - 1) * 3)
-        self.autocast_dtype: torch.dtype | None = None  # bf16 in training, as RayLifter
+        super().__init__(body, channels, num_joints)  # head and bf16 autocast as RayLifter's
+        self.anchor = anchor
+        self.filter_widths = widths
         self.config = {
             "name": "vpose_rays_temporal",
             "channels": channels,
@@ -139,22 +137,17 @@ class TemporalRayLifter(nn.Module):
         """Frames after the anchor that the window holds."""
         return self.receptive_field - 1 - self.anchor_frame
 
+    def body_input(self, kp2d: torch.Tensor) -> torch.Tensor:
+        """Windows keep their frames: [N, R, 17 * 3] for the group Linears."""
+        return kp2d.reshape(*kp2d.shape[:2], -1)
+
     def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
         n, t, j, c = keypoints.shape
         if t != self.receptive_field:
             raise ValueError(f"windows must hold {self.receptive_field} frames, got {t}")
         x, rot = perspective_normalize(keypoints.reshape(n * t, j, c))
-        x = x.reshape(n, t, j * c)
         rot = rot.reshape(n, t, 3, 3)[:, self.anchor_frame]
-        with torch.autocast(
-            x.device.type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
-        ):
-            out = self.head(self.body(x)[:, 0])
-        out = out.float().reshape(n, j - 1, 3)
-        pose = torch.cat([torch.zeros_like(out[:, :1]), out], dim=1)
-        return torch.matmul(pose, rot)
+        return torch.matmul(super().forward(x.reshape(n, t, j, c)), rot)
 
     def from_single_frame(self, state: Mapping[str, torch.Tensor]) -> None:
         """Load a `RayLifter` state: each of its Linear weights [out, in] goes to the anchor

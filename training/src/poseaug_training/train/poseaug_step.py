@@ -56,7 +56,6 @@ from poseaug_training.poseaug.losses import (
 )
 from poseaug_training.poseaug.pose2d_discriminator import Pose2DDiscriminator
 from poseaug_training.poseaug.schedules import HardRatio, HardRatioSchedule
-from poseaug_training.train.checkpoint import load_checkpoint
 from poseaug_training.train.trainer import Trainer, linear_decay
 
 
@@ -130,8 +129,8 @@ class PoseAugStep:
         self.augmentor = Augmentor().to(dev)
         self.d3d = KCSDiscriminator().to(dev)
         self.d2d = Pose2DDiscriminator().to(dev)
-        if cfg.init:  # a run that starts from a PoseAug run keeps its augmentor and critics
-            extra = load_checkpoint(cfg.init).get("extra", {})
+        if trainer.init_extra:  # a run started from a PoseAug run keeps its augmentor and critics
+            extra = trainer.init_extra
             for name, module in (
                 ("augmentor", self.augmentor),
                 ("d3d", self.d3d),

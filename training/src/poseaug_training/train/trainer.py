@@ -89,8 +89,11 @@ class Trainer:
         # missing joints here, every step.
         self.make_batch: Callable[[Any], PoseSet] | None = None
         self.lineage: list[dict[str, Any]] = []
+        # The init run's other module states (PoseAug's augmentor and critics), read once here.
+        self.init_extra: dict[str, Any] = {}
         if cfg.init:
             init = load_checkpoint(cfg.init)
+            self.init_extra = init.get("extra", {})
             if cfg.estimator in TEMPORAL and init["config"]["estimator"] not in TEMPORAL:
                 self.estimator.from_single_frame(init["estimator"])
             else:
