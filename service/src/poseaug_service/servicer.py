@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -126,9 +127,14 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         config = self.config
         tracks: StreamTracks | None = None
 
-        def submit(owed: Owed) -> tuple[Owed, Submitted]:
+        def answerable(parsed: LiftInput, prefix: str) -> list[tuple[Owed, Any]]:
+            """The messages this one makes answerable, with their lifter inputs (per-pose
+            Python work: in the worker pool for big messages, like parsing)."""
             assert tracks is not None
-            return owed, self.lifts.submit(owed.parsed, call, tracks.windows(owed))
+            return [(owed, tracks.windows(owed)) for owed in tracks.add(parsed, prefix)]
+
+        def submit(owed: Owed, inputs: Any) -> tuple[Owed, Submitted]:
+            return owed, self.lifts.submit(owed.parsed, call, inputs)
 
         async def prepare(message, k: int) -> list[tuple[Owed, Submitted]]:
             nonlocal tracks
@@ -150,7 +156,9 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                     f"{tracks.lookahead} frames is more than model {parsed.model.name} can use "
                     f"(0..{most})",
                 )
-            return [submit(owed) for owed in tracks.add(parsed, prefix=f"request[{k}].")]
+            size = len(message.request.keypoints.data)
+            ready = await self._blocking(size, answerable, parsed, f"request[{k}].")
+            return [submit(owed, inputs) for owed, inputs in ready]
 
         def drop(items: list[tuple[Owed, Submitted]]) -> None:
             for _, submitted in items:
@@ -168,7 +176,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                     yield await answer(owed, submitted)
             # The client closed its side: the answers still owed (lookahead) go out now.
             for owed in tracks.flush() if tracks is not None else []:
-                yield await answer(*submit(owed))
+                yield await answer(*submit(owed, tracks.windows(owed)))
 
     # --- augmentation ----------------------------------------------------------------------
     def _augment_rows(self, job: AugmentJob, start: int, stop: int, call: CallState, method: str):
