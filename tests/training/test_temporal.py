@@ -230,6 +230,10 @@ def test_the_temporal_recipe_trains_resumes_exports_and_evaluates(
     assert causal_view["sh"]["mpjpe_mm"] != pytest.approx(results["sh"]["mpjpe_mm"], abs=1e-6)
     assert "t@lookahead0" in (ev / "comparison.md").read_text()
     assert (ev / "sh_track_right_wrist.png").stat().st_size > 1000
+    assert (ev / "detector_error_over_time.png").stat().st_size > 1000
+    # The recipe's error model persists over time, fitted to the fake detections.
+    fitted = json.loads((tem / "detector_error_model.json").read_text())
+    assert fitted["ar"] > 0 and len(fitted["measured_corr"]) == 6
 
     bundle = tmp_path / "bundle"
     export = ["export", "--checkpoint", str(tem / "checkpoint.pt"), "--out", str(bundle)]

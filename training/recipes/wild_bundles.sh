@@ -54,3 +54,20 @@ $T export --checkpoint "$R/wild_base/checkpoint.pt" --out models/wild-baseline-v
   --evaluation "wild=$E/wild_baseline/evaluation.json" \
   --evaluation "wild_s9stride50=$E/s9stride50/wild_baseline/evaluation.json" \
   --description "Twin of wild-poseaug-vpose without the augmentor (same recipe and steps), so PoseAug's share stays measurable"
+
+# 5. Seeds: PoseAug and its twin differ by under 1 mm on the unseen-camera tests, so both
+#    train twice more from the same pretraining with seeds 1 and 2 (two runs side by side, one
+#    core each), and the unseen tests run on all three seeds of each (seed 0 is step 2's).
+for s in 1 2; do $T baseline "${F[@]}" --seed "$s" --out "$R/wild_base_seed$s" & done
+wait
+for s in 1 2; do $T poseaug "${F[@]}" --seed "$s" --out "$R/wild_pa_seed$s" --warmup-epochs 1 & done
+wait
+$T wild-eval --data "$DATA" --out "$E/seeds" --tests unseen --threads 1 \
+  --model wild_baseline_seed0="$R/wild_base/checkpoint.pt" \
+  --model wild_baseline_seed1="$R/wild_base_seed1/checkpoint.pt" \
+  --model wild_baseline_seed2="$R/wild_base_seed2/checkpoint.pt" &
+$T wild-eval --data "$DATA" --out "$E/seeds_pa" --tests unseen --threads 1 \
+  --model wild_poseaug_seed0="$R/wild_pa/checkpoint.pt" \
+  --model wild_poseaug_seed1="$R/wild_pa_seed1/checkpoint.pt" \
+  --model wild_poseaug_seed2="$R/wild_pa_seed2/checkpoint.pt" &
+wait

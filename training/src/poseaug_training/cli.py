@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from poseaug_training.data.wild_clips import CLIP_DETECTOR_ERROR
 from poseaug_training.models import ESTIMATORS
 from poseaug_training.models.temporal_ray_lifter import ANCHORS
 from poseaug_training.train.config import TrainConfig
@@ -92,6 +93,13 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
         type=float,
         default=d.future_cut,
         help="vpose_rays_temporal: share of windows whose future is cut at a random lookahead",
+    )
+    p.add_argument(
+        "--clip-detector-error",
+        choices=CLIP_DETECTOR_ERROR,
+        default=d.clip_detector_error,
+        help="vpose_rays_temporal: detector error that persists over a clip's frames as the real "
+        "detections' does (track), or drawn afresh each frame (independent)",
     )
     p.add_argument(
         "--precision",

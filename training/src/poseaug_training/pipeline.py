@@ -69,7 +69,11 @@ def _wild_trainer(cfg: TrainConfig, data, val: PoseSet | None, dist) -> Trainer:
         trainer = Trainer(cfg, build_clip_source(data, list(cfg.subjects), cfg.stride), None, dist)
         net = trainer.estimator
         trainer.make_batch = ClipBatcher(
-            model, net.receptive_field, net.anchor_frame, future_cut=cfg.future_cut
+            model,
+            net.receptive_field,
+            net.anchor_frame,
+            future_cut=cfg.future_cut,
+            detector_error=cfg.clip_detector_error,
         )
     else:
         trainer = Trainer(
@@ -320,16 +324,22 @@ def temporal_evaluate_run(
     """The sequence tests (evaluation/temporal_tests.py) for single-frame and temporal
     checkpoints or bundles on the same frames. Temporal models are also run with each of
     `lookaheads` on `lookahead_tests` (as "<name>@lookahead<L>"). Writes
-    <out>/<name>/evaluation.json and <out>/comparison.md."""
+    <out>/<name>/evaluation.json, <out>/comparison.md, the SH track's plot and, with the
+    unseen test, how long the fitted detector error lasts (detector_error_over_time.png)."""
     from poseaug_training.evaluation import temporal_tests as tt
+    from poseaug_training.evaluation.plots import plot_detector_error_over_time
     from poseaug_training.evaluation.report import write_json
+
+    def unseen(data, model):
+        plot_detector_error_over_time(model, Path(out) / "detector_error_over_time.png")
+        return tt.unseen_sequences(data, list(subjects), model, seed)
 
     built = _build_tests(
         data_dir,
         tests,
         subjects,
         train_subjects,
-        unseen=lambda data, model: tt.unseen_sequences(data, list(subjects), model, seed),
+        unseen=unseen,
         h36m=lambda data, source: tt.h36m_sequences(data, list(subjects), source),
     )
     everything: dict[str, dict[str, dict]] = {}

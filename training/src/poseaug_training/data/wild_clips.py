@@ -7,7 +7,8 @@ video of one person:
 - one camera per clip: the anchor frame is placed in a fresh virtual camera (or kept in its
   Human3.6M camera, or given its real Stacked Hourglass detections); the other frames move
   through that fixed camera along the person's own world trajectory;
-- detector error is drawn per frame (detectors jitter from frame to frame);
+- detector error is drawn per clip as it persists over time in real detections (the fitted
+  `DetectorErrorModel.apply_track`: a detector repeats its mistakes on similar frames);
 - occlusion is drawn per clip and lasts a random span of frames, with short per-frame
   dropouts on top; the image border takes what leaves the frame;
 - frames before the sequence start or after its end repeat the edge frame (VideoPose3D's edge
@@ -40,6 +41,9 @@ from poseaug_training.data.wild_pairs import (
 
 # Per-frame detector dropouts on top of the clip's occlusion (share of frames, 1-5 joints).
 FLICKER = 0.05
+# How a clip's detector error varies over its frames: "track" persists as the real detections'
+# error does; "independent" draws it afresh each frame (how the first temporal bundles trained).
+CLIP_DETECTOR_ERROR = ("track", "independent")
 
 
 def window_rows(
@@ -148,7 +152,12 @@ class ClipBatcher:
         anchor_frame: int,
         future_cut: float = 0.3,
         mix: WildMix | None = None,
+        detector_error: str = "track",
     ) -> None:
+        if detector_error not in CLIP_DETECTOR_ERROR:
+            choices = ", ".join(CLIP_DETECTOR_ERROR)
+            raise ValueError(f"detector_error {detector_error!r}: choose from {choices}")
+        self.detector_error = detector_error
         self.error_model = error_model
         self.receptive_field = receptive_field
         self.anchor_frame = anchor_frame
@@ -162,8 +171,11 @@ class ClipBatcher:
         dev = points.device
         flat = points.reshape(b * r, j, 3)
         intr = intrinsics.repeat_interleave(r, 0)
-        noisy = (torch.rand(b, device=dev) < self.mix.detector_error).repeat_interleave(r)
-        seen = detected_rays(self.error_model, flat, noisy)
+        noisy = torch.rand(b, device=dev) < self.mix.detector_error
+        if self.detector_error == "track":
+            seen = detected_rays(self.error_model, points, noisy).reshape(b * r, j, 2)
+        else:
+            seen = detected_rays(self.error_model, flat, noisy.repeat_interleave(r))
         # The clip's occlusion lasts a random span of frames.
         clip_vis = random_visibility(b, p_occluded=self.mix.occluded).to(dev)
         start = torch.randint(0, r, (b, 1), device=dev)

@@ -44,11 +44,13 @@ def detected_rays(
     error_model: DetectorErrorModel, points: torch.Tensor, noisy: torch.Tensor
 ) -> torch.Tensor:
     """Rays [N, 17, 2] of camera-frame points [N, 17, 3] with the detector's error on the
-    `noisy` rows [N] bool; gradients pass straight through the error (PoseAug trains the
-    augmentor through these rays)."""
+    `noisy` rows [N] bool, or rays [N, R, 17, 2] of clips [N, R, 17, 3] of consecutive frames
+    whose error persists over time as a detector's does; gradients pass straight through the
+    error (PoseAug trains the augmentor through these rays)."""
     rays = points_to_rays(points)
-    error = error_model.apply(rays.detach(), strength=noisy.to(rays.dtype)) - rays.detach()
-    return rays + error
+    clean = rays.detach()
+    apply = error_model.apply if points.dim() == 3 else error_model.apply_track
+    return rays + (apply(clean, strength=noisy.to(rays.dtype)) - clean)
 
 
 def pinhole(intrinsics: torch.Tensor) -> torch.Tensor:

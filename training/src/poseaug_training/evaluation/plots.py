@@ -1,4 +1,5 @@
-"""Pictures a person would rather see than read: error per joint, source vs augmented poses."""
+"""Pictures a person would rather see than read: error per joint, source vs augmented poses,
+tracks over time, how long a detector's mistakes last."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from poseaug_training.data.detector_noise import (
+    FIT_LAGS,
+    DetectorErrorModel,
+    inlier_correlation,
+    lag_sums,
+)
 from poseaug_training.skeleton import JOINT_NAMES, LEFT_JOINTS, PARENTS
 
 
@@ -135,6 +142,48 @@ def plot_track_over_time(
     axes[0].legend(fontsize=8, ncol=len(predictions) + 1, loc="upper right")
     axes[-1].set_xlabel("frame (50 fps)")
     fig.suptitle(f"{title}: {JOINT_NAMES[joint]}, root-relative, camera frame")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_detector_error_over_time(model: DetectorErrorModel, path: Path, tracks: int = 300) -> None:
+    """How long a detector's mistakes last: the real detections' inlier error correlation k
+    frames apart (what the model was fitted to), the model, `apply_track`'s replay of it, and
+    independent per-frame error (what a temporal lifter could average away)."""
+    import torch
+
+    lags = np.arange(0, 49)
+    frames = int(lags[-1]) + 1
+    # A person standing still, 17 joints spread over a 1 x 2 box (the error is in units of
+    # the person's size, so the layout hardly matters).
+    joints = np.stack([np.linspace(0, 1, 17) ** 2, np.linspace(0, 2, 17)], -1)
+    gt = torch.from_numpy(np.broadcast_to(joints, (tracks, frames, 17, 2)).copy())
+    det = model.apply_track(gt, gen=torch.Generator().manual_seed(0))
+    err = ((det - gt) / 2.0).numpy() - np.asarray(model.bias)
+    num, den = np.zeros(len(lags) - 1), np.zeros(len(lags) - 1)
+    for track in err:
+        n, d = lag_sums(track, tuple(int(k) for k in lags[1:]))
+        num += n
+        den += d
+    replayed = np.r_[1.0, inlier_correlation(num, den)]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if model.measured_corr is not None:
+        ax.plot(FIT_LAGS, model.measured_corr, "ko", label="real detections (fitted to)")
+    ax.plot(lags, model.corr_over_time(lags), "C0-", label="model")
+    ax.plot(lags, replayed, "C1--", label="replayed on tracks (apply_track)")
+    ax.plot(lags, (lags == 0).astype(float), "C3:", label="independent per frame")
+    ax.axvspan(0, 13, color="0.9", label="half a 27-frame window")
+    ax.set_xlabel("frames apart (50 fps)")
+    ax.set_ylabel("correlation of the 2D error")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(
+        f"Detector error over time: outliers stay {model.outlier_stay or 0:.2f}, "
+        f"swaps {model.swap_stay or 0:.2f} a frame"
+    )
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -11,8 +11,10 @@ Tests (S9/S11, seeded):
 - `h36m_sh` / `h36m_gt`: every frame of every sequence and camera, each a track;
 - `unseen`: chunks of `CHUNK` frames, one every `CHUNK_EVERY` frames of each sequence, each
   seen by one camera from `virtual_cameras.UNSEEN_VIEWS` that stays put while the person
-  moves (joints that leave the image are missing), with per-frame detector error; with the
-  camera given and without it;
+  moves (joints that leave the image are missing), with detector error that persists over
+  time as the real detections' does (`DetectorErrorModel.apply_track`; independent per-frame
+  error would flatter a temporal lifter, which averages it away); with the camera given and
+  without it;
 - `occluded{k}`: that test with k random joints missing in every frame, drawn per frame
   (a detector's dropouts), and `occluded{k}_persistent`: the same k joints missing through the
   whole chunk (an occluder that stays; nothing for a temporal model to borrow).
@@ -112,9 +114,11 @@ def unseen_sequences(
     intr = views.intrinsics.double().repeat_interleave(t, 0)
     flat = points.reshape(c * t, 17, 3)
     pix = project_to_pixels(flat, intr)
-    noisy = error_model.apply(pix, person_size(pix), gen)
-    size = intr[:, None, 9:11]
-    inside = ((pix >= 0) & (pix < size)).all(-1)
+    size = person_size(pix)
+    noisy = error_model.apply_track(pix.reshape(c, t, 17, 2), size.reshape(c, t), gen)
+    noisy = noisy.reshape(c * t, 17, 2)
+    image = intr[:, None, 9:11]
+    inside = ((pix >= 0) & (pix < image)).all(-1)
     test = LiftTest(
         pixels=noisy.numpy(),
         visible=inside.numpy(),

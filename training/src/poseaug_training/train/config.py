@@ -36,6 +36,7 @@ class TrainConfig:
     filter_widths: list[int] = field(default_factory=lambda: [3, 3, 3])
     anchor: str = "centre"
     future_cut: float = 0.3
+    clip_detector_error: str = "track"  # or "independent" (per frame, as before)
     precision: str = "fp32"  # "bf16": the estimator's layers under autocast (fp32 master weights)
     val_stride: int = 50  # frame stride of the per-epoch validation (full eval is separate)
     # --- PoseAug (Algorithm 1); defaults are the official code's (function_poseaug/config.py) ---
