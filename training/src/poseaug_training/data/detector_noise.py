@@ -203,15 +203,22 @@ class DetectorErrorModel:
         far = torch.rand(n, NUM_JOINTS, generator=gen, device=dev) < torch.tensor(
             self.outlier_rate, dtype=dt, device=dev
         )
+        jump = self._outlier_jumps((n, NUM_JOINTS), gen, dev, dt)
+        err = torch.where(far[..., None], jump, err)
+        return out + err * (size * strength)[:, None, None]
+
+    def _outlier_jumps(
+        self, shape: tuple[int, ...], gen: torch.Generator | None, dev: torch.device, dt
+    ) -> torch.Tensor:
+        """[*shape, 2] outlier errors (share of person size; `shape` ends with the joints):
+        log-normal distance, uniform direction."""
         radius = torch.exp(
             torch.tensor(self.outlier_log_mean, dtype=dt, device=dev)
             + torch.tensor(self.outlier_log_std, dtype=dt, device=dev)
-            * torch.randn(n, NUM_JOINTS, generator=gen, device=dev, dtype=dt)
+            * torch.randn(shape, generator=gen, device=dev, dtype=dt)
         )
-        angle = torch.rand(n, NUM_JOINTS, generator=gen, device=dev, dtype=dt) * 2 * torch.pi
-        jump = torch.stack([torch.cos(angle), torch.sin(angle)], -1) * radius[..., None]
-        err = torch.where(far[..., None], jump, err)
-        return out + err * (size * strength)[:, None, None]
+        angle = torch.rand(shape, generator=gen, device=dev, dtype=dt) * 2 * torch.pi
+        return torch.stack([torch.cos(angle), torch.sin(angle)], -1) * radius[..., None]
 
     def apply_track(
         self,
@@ -258,13 +265,7 @@ class DetectorErrorModel:
         err = err + torch.tensor(self.bias, dtype=dt, device=dev)
         outlier_rate = torch.tensor(self.outlier_rate, dtype=dt, device=dev)
         far = _episodes(n, t, outlier_rate, self.outlier_stay, gen, dev)
-        radius = torch.exp(
-            torch.tensor(self.outlier_log_mean, dtype=dt, device=dev)
-            + torch.tensor(self.outlier_log_std, dtype=dt, device=dev)
-            * torch.randn(n, 1, NUM_JOINTS, generator=gen, device=dev, dtype=dt)
-        )
-        angle = torch.rand(n, 1, NUM_JOINTS, generator=gen, device=dev, dtype=dt) * 2 * torch.pi
-        jump = torch.stack([torch.cos(angle), torch.sin(angle)], -1) * radius[..., None]
+        jump = self._outlier_jumps((n, 1, NUM_JOINTS), gen, dev, dt)
         err = torch.where(far[..., None], jump, err)
         return out + err * (size * strength[:, None])[..., None, None]
 
