@@ -58,6 +58,12 @@ def _errors(gt: np.ndarray, det: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (det - gt) / size[:, None, None], swaps
 
 
+def correlation_over_time(steady, ar, lags):
+    """The inlier error's correlation between frames `lags` apart: steady + (1 - steady) *
+    ar**lags (broadcast over arrays of parameters and lags; 1 at lag 0)."""
+    return steady + (1 - steady) * ar**lags
+
+
 def inlier_correlation(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """Pooled correlation from summed products of errors k frames apart (`num`) and their
     mean squares (`den`)."""
@@ -65,13 +71,13 @@ def inlier_correlation(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def lag_sums(err: np.ndarray, lags: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Sums for `inlier_correlation` of one track's centred error [T, 17, 2] (person-size
+    """Sums for `inlier_correlation` of tracks' centred error [..., T, 17, 2] (person-size
     units) at `lags`, over the joints that are inliers in both frames."""
     inlier = np.linalg.norm(err, axis=-1) <= OUTLIER_RADIUS
     num, den = np.zeros(len(lags)), np.zeros(len(lags))
     for i, lag in enumerate(lags):
-        pair = inlier[:-lag] & inlier[lag:]
-        a, b = err[:-lag][pair], err[lag:][pair]
+        pair = inlier[..., :-lag, :] & inlier[..., lag:, :]
+        a, b = err[..., :-lag, :, :][pair], err[..., lag:, :, :][pair]
         num[i] = (a * b).sum()
         den[i] = 0.5 * ((a * a).sum() + (b * b).sum())
     return num, den
@@ -140,8 +146,7 @@ class DetectorErrorModel:
 
     def corr_over_time(self, lags: np.ndarray) -> np.ndarray:
         """The modelled inlier error correlation between frames `lags` apart."""
-        lags = np.asarray(lags, dtype=np.float64)
-        return np.where(lags == 0, 1.0, self.steady + (1 - self.steady) * self.ar**lags)
+        return correlation_over_time(self.steady, self.ar, np.asarray(lags, dtype=np.float64))
 
     @classmethod
     def fit(cls, gt: np.ndarray, det: np.ndarray) -> DetectorErrorModel:
@@ -192,9 +197,7 @@ class DetectorErrorModel:
         for p, (a, b) in enumerate(SWAP_PAIRS):
             rows = (torch.rand(n, generator=gen, device=dev) < self.swap_rate[p]) & (strength > 0)
             out[rows, a], out[rows, b] = points[rows, b], points[rows, a]
-        chol = torch.linalg.cholesky(
-            torch.tensor(self.cov, dtype=torch.float64) + 1e-9 * torch.eye(2, dtype=torch.float64)
-        ).to(dev, dt)
+        chol = self._inlier_chol(dev, dt)
         z = torch.randn(n, NUM_JOINTS, 2, generator=gen, device=dev, dtype=dt)
         dof = INLIER_DOF  # chi-square as a sum of squared normals, drawn from `gen`
         chi2 = torch.randn(n, NUM_JOINTS, dof, generator=gen, device=dev, dtype=dt).square().sum(-1)
@@ -206,6 +209,12 @@ class DetectorErrorModel:
         jump = self._outlier_jumps((n, NUM_JOINTS), gen, dev, dt)
         err = torch.where(far[..., None], jump, err)
         return out + err * (size * strength)[:, None, None]
+
+    def _inlier_chol(self, dev: torch.device, dt: torch.dtype) -> torch.Tensor:
+        """[17, 2, 2] Cholesky factors of the inlier covariances."""
+        return torch.linalg.cholesky(
+            torch.tensor(self.cov, dtype=torch.float64) + 1e-9 * torch.eye(2, dtype=torch.float64)
+        ).to(dev, dt)
 
     def _outlier_jumps(
         self, shape: tuple[int, ...], gen: torch.Generator | None, dev: torch.device, dt
@@ -258,9 +267,7 @@ class DetectorErrorModel:
         dof = INLIER_DOF
         chi2 = torch.randn(n, 1, NUM_JOINTS, dof, generator=gen, device=dev, dtype=dt)
         tails = torch.sqrt((dof - 2) / chi2.square().sum(-1).clamp_min(1e-6))
-        chol = torch.linalg.cholesky(
-            torch.tensor(self.cov, dtype=torch.float64) + 1e-9 * torch.eye(2, dtype=torch.float64)
-        ).to(dev, dt)
+        chol = self._inlier_chol(dev, dt)
         err = torch.einsum("jab,ntjb->ntja", chol, z * tails[..., None])
         err = err + torch.tensor(self.bias, dtype=dt, device=dev)
         outlier_rate = torch.tensor(self.outlier_rate, dtype=dt, device=dev)
@@ -288,9 +295,7 @@ class DetectorErrorModel:
         lags = np.asarray(FIT_LAGS, dtype=np.float64)
         grid_steady = np.linspace(0.0, 0.99, 100)
         grid_ar = np.linspace(0.0, 0.995, 200)
-        model = grid_steady[:, None, None] + (1 - grid_steady[:, None, None]) * (
-            grid_ar[None, :, None] ** lags
-        )
+        model = correlation_over_time(grid_steady[:, None, None], grid_ar[None, :, None], lags)
         loss = ((model - corr) ** 2).sum(-1)
         i, k = np.unravel_index(int(loss.argmin()), loss.shape)
         return replace(

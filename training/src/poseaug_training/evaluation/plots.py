@@ -16,8 +16,17 @@ from poseaug_training.data.detector_noise import (
     DetectorErrorModel,
     inlier_correlation,
     lag_sums,
+    person_size,
 )
 from poseaug_training.skeleton import JOINT_NAMES, LEFT_JOINTS, PARENTS
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    """Write a finished figure to `path` (its folder made) and free it."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def plot_per_joint_error(per_joint: dict[str, list[float]], path: Path, title: str) -> None:
@@ -31,10 +40,7 @@ def plot_per_joint_error(per_joint: dict[str, list[float]], path: Path, title: s
     ax.set_ylabel("mean joint error (mm)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100)
 
 
 def draw_skeleton(
@@ -91,10 +97,7 @@ def plot_augmented_pairs(
                 ax.set_title(name)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path, dpi=90)
 
 
 def plot_error_by_fov(curves: dict[str, dict[str, float]], path: Path, title: str) -> None:
@@ -119,10 +122,7 @@ def plot_error_by_fov(curves: dict[str, dict[str, float]], path: Path, title: st
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_track_over_time(
@@ -142,10 +142,7 @@ def plot_track_over_time(
     axes[0].legend(fontsize=8, ncol=len(predictions) + 1, loc="upper right")
     axes[-1].set_xlabel("frame (50 fps)")
     fig.suptitle(f"{title}: {JOINT_NAMES[joint]}, root-relative, camera frame")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100)
 
 
 def plot_detector_error_over_time(model: DetectorErrorModel, path: Path, tracks: int = 300) -> None:
@@ -161,13 +158,9 @@ def plot_detector_error_over_time(model: DetectorErrorModel, path: Path, tracks:
     joints = np.stack([np.linspace(0, 1, 17) ** 2, np.linspace(0, 2, 17)], -1)
     gt = torch.from_numpy(np.broadcast_to(joints, (tracks, frames, 17, 2)).copy())
     det = model.apply_track(gt, gen=torch.Generator().manual_seed(0))
-    err = ((det - gt) / 2.0).numpy() - np.asarray(model.bias)
-    num, den = np.zeros(len(lags) - 1), np.zeros(len(lags) - 1)
-    for track in err:
-        n, d = lag_sums(track, tuple(int(k) for k in lags[1:]))
-        num += n
-        den += d
-    replayed = np.r_[1.0, inlier_correlation(num, den)]
+    size = float(person_size(gt[0, :1])[0])
+    err = ((det - gt) / size).numpy() - np.asarray(model.bias)
+    replayed = np.r_[1.0, inlier_correlation(*lag_sums(err, tuple(int(k) for k in lags[1:])))]
     fig, ax = plt.subplots(figsize=(7, 4))
     if model.measured_corr is not None:
         ax.plot(FIT_LAGS, model.measured_corr, "ko", label="real detections (fitted to)")
@@ -184,7 +177,4 @@ def plot_detector_error_over_time(model: DetectorErrorModel, path: Path, tracks:
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100)

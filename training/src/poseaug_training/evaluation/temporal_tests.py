@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from poseaug_training.data.camera import project_to_pixels
-from poseaug_training.data.detector_noise import DetectorErrorModel, person_size
+from poseaug_training.data.detector_noise import DetectorErrorModel
 from poseaug_training.data.h36m import H36M, action_of
 from poseaug_training.data.occlusion import drop_joints
 from poseaug_training.data.virtual_cameras import UNSEEN_VIEWS, place_in_view
@@ -114,9 +114,7 @@ def unseen_sequences(
     intr = views.intrinsics.double().repeat_interleave(t, 0)
     flat = points.reshape(c * t, 17, 3)
     pix = project_to_pixels(flat, intr)
-    size = person_size(pix)
-    noisy = error_model.apply_track(pix.reshape(c, t, 17, 2), size.reshape(c, t), gen)
-    noisy = noisy.reshape(c * t, 17, 2)
+    noisy = error_model.apply_track(pix.reshape(c, t, 17, 2), gen=gen).reshape(c * t, 17, 2)
     image = intr[:, None, 9:11]
     inside = ((pix >= 0) & (pix < image)).all(-1)
     test = LiftTest(
