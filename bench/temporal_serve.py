@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/temporal_serve.py [--models models] [--streams 64] [--seconds 6]
 
-One server holds a temporal bundle and a single-frame camera-aware one (by default the
-shipped wild-temporal-vpose and wild-poseaug-vpose of --models). `--streams` concurrent
+One server holds a temporal bundle and a single-frame camera-aware one (by default the first
+temporal bundle of --models in name order, the causal wild-temporal-causal-vpose, and
+wild-poseaug-vpose; `--temporal NAME` picks another, e.g. the 81-frame wild-temporal-vpose
+answering at lookahead 0). `--streams` concurrent
 StreamLift2Dto3D streams each play one tracked person: one frame per message, the next sent
 when the previous answer arrives (causal, lookahead 0), as a live video pipeline would. The
 same run with the single-frame bundle (no track ids) lifts the same frames. Printed: frames/s,
@@ -35,9 +37,9 @@ from tests.support.server import running_server  # noqa: E402
 CAMERA = poseaug_pb2.CameraIntrinsics(fx=1000.0, fy=1000.0, cx=960.0, cy=540.0)
 
 
-def pick_models(models: Path) -> tuple[str, str]:
+def pick_models(models: Path, temporal: str | None = None) -> tuple[str, str]:
     """(temporal bundle, single-frame camera-aware bundle) names in `models`."""
-    temporal = single = None
+    single = None
     for folder in find_bundle_dirs(models):
         lifter = json.loads((folder / "manifest.json").read_text())["lifter"]
         if lifter.get("temporal"):
@@ -110,8 +112,9 @@ def main() -> int:
     parser.add_argument("--models", type=Path, default=REPO / "models")
     parser.add_argument("--streams", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--temporal", default=None, help="temporal bundle name (default: first)")
     args = parser.parse_args()
-    temporal, single = pick_models(args.models)
+    temporal, single = pick_models(args.models, args.temporal)
     with running_server(args.models, metrics=False) as server:
         play(server.address, temporal, 4, 1.0, True)  # warm both sessions
         play(server.address, single, 4, 1.0, False)

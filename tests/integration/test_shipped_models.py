@@ -345,28 +345,46 @@ def test_wild_default_degrades_gracefully_with_missing_joints() -> None:
         assert m[f"wild.occluded{k}.mpjpe_mm"] <= bound * full, k
 
 
-# The temporal wild generation (format 3): centred (serves lookahead 0-13) and causal.
+# The temporal wild generation (format 3): centred (81 frames, serves lookahead 0-40) and
+# causal (27 frames).
 TEMPORAL = "wild-temporal-vpose"
 CAUSAL = "wild-temporal-causal-vpose"
 
 
+def window(name: str) -> tuple[int, int]:
+    """(frames, anchor frame) of a temporal bundle's lifter window."""
+    temporal = manifest(name)["lifter"]["temporal"]
+    return temporal["frames"], temporal["anchor_frame"]
+
+
 def test_temporal_bundles_declare_their_windows_and_lineage() -> None:
-    for name, anchor in ((TEMPORAL, 13), (CAUSAL, 26)):
+    for name, frames, anchor in ((TEMPORAL, 81, 40), (CAUSAL, 27, 26)):
         m = manifest(name)
         assert m["format_version"] == 3 and m["default"] is False
-        assert m["lifter"]["temporal"] == {"frames": 27, "anchor_frame": anchor, "padding": "edge"}
+        assert m["lifter"]["temporal"] == {
+            "frames": frames, "anchor_frame": anchor, "padding": "edge"
+        }  # fmt: skip
         for file_name, entry in m["files"].items():
             assert entry["bytes"] == (MODELS / name / file_name).stat().st_size < 40 * 1024 * 1024
         cfg = m["training"]["config"]
         assert cfg["estimator"] == "vpose_rays_temporal" and cfg["mode"] == "poseaug"
-        assert cfg["anchor"] == ("centre" if anchor == 13 else "last")
+        assert cfg["anchor"] == ("centre" if name == TEMPORAL else "last")
+        assert cfg["clip_detector_error"] == "track"
+        lineage = m["training"]["lineage"]
+        if name == TEMPORAL:
+            # Stage 3 (81 frames) went on from the stage-2 27-frame centred bundle (1.1.0,
+            # then shipped under this name): a bundle folder, not a checkpoint.
+            assert not cfg["init"].endswith(".pt") and cfg["filter_widths"] == [3, 3, 3, 3]
+            stage2 = lineage.pop()
+            assert stage2["epochs"] == 4 and stage2["stride"] == 5 and stage2["lr"] == 1e-4
+        else:
+            assert cfg["init"].endswith("/checkpoint.pt")
         # Stage 2 (detector error that persists over time) went on from stage 1, which
         # started from the single-frame wild PoseAug run that made the default.
-        assert cfg["clip_detector_error"] == "track" and cfg["init"].endswith("/checkpoint.pt")
-        single, stage1 = m["training"]["lineage"][-2:]
+        single, stage1 = lineage[-2:]
         assert single["mode"] == stage1["mode"] == "poseaug"
         assert single["steps"] == manifest(DEFAULT)["training"]["steps"]
-        assert stage1["epochs"] == 4 and stage1["stride"] == 5
+        assert stage1["epochs"] == 4 and stage1["stride"] == 5 and stage1["lr"] == 2e-4
 
 
 def s9_track(h36m: Path, frames: int = 400):
@@ -400,8 +418,9 @@ def test_service_lifts_a_real_s9_track_like_the_temporal_bundle(h36m: Path) -> N
     seq, camera = s9_track(h36m)
     pixels = seq.test.pixels.astype(np.float32)
     inputs = model_inputs(seq.test, "camera_rays")
-    own = windowed(bundle_lifter(MODELS / TEMPORAL)[0], 27, 13)(inputs, seq.track)
-    causal_own = windowed(bundle_lifter(MODELS / CAUSAL)[0], 27, 26)(inputs[:60], seq.track[:60])
+    own = windowed(bundle_lifter(MODELS / TEMPORAL)[0], *window(TEMPORAL))(inputs, seq.track)
+    causal_lifter = windowed(bundle_lifter(MODELS / CAUSAL)[0], *window(CAUSAL))
+    causal_own = causal_lifter(inputs[:60], seq.track[:60])
     with running_server(MODELS) as server:
         request = poseaug_pb2.Lift2Dto3DRequest(
             keypoints=tensor(pixels), camera=camera, model=TEMPORAL, track_ids=[7] * len(pixels)

@@ -28,6 +28,7 @@ from poseaug_training.models.temporal_ray_lifter import TemporalRayLifter
 from poseaug_training.poseaug.augmentor import Augmentor
 from poseaug_training.poseaug.bones import bone_lengths
 from poseaug_training.poseaug.clip_augment import augment_clip
+from poseaug_training.train.bundle_init import checkpoint_from_bundle
 from poseaug_training.train.checkpoint import load_checkpoint, load_estimator
 
 
@@ -50,7 +51,7 @@ def test_a_temporal_lifter_started_from_single_frame_weights_answers_like_them(
     temporal = TemporalRayLifter(
         channels=32, blocks=len(widths), filter_widths=widths, anchor=anchor
     )
-    temporal.from_single_frame(single.state_dict())
+    temporal.from_smaller_window(single.state_dict())
     temporal.eval()
     assert temporal.receptive_field == int(np.prod(widths)) and temporal.anchor_frame == frame
     assert temporal.lookahead == temporal.receptive_field - 1 - frame
@@ -63,6 +64,28 @@ def test_a_temporal_lifter_started_from_single_frame_weights_answers_like_them(
             p.add_(0.01)
         assert (temporal(kp) - out).abs().max() > 1e-3
     assert torch.all(out[:, 0] == 0)
+
+
+@pytest.mark.parametrize(("anchor", "newest"), [("centre", 53), ("last", 80)])
+def test_a_wider_window_started_from_a_smaller_temporal_lifter_answers_like_it(
+    anchor: str, newest: int
+) -> None:
+    torch.manual_seed(0)
+    small = TemporalRayLifter(channels=32, filter_widths=(3, 3, 3), anchor=anchor)
+    with torch.no_grad():
+        for p in small.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # every tap carries weight
+    small.eval()
+    wide = TemporalRayLifter(channels=32, filter_widths=(3, 3, 3, 3), anchor=anchor)
+    wide.from_smaller_window(small.state_dict())
+    wide.eval()
+    kp = rays(3, 81, seed=1)
+    with torch.no_grad():
+        # The 27 frames ending at `newest` are the small lifter's window on the same anchor.
+        np.testing.assert_allclose(wide(kp), small(kp[:, newest - 26 : newest + 1]), atol=1e-5)
+        far = kp.clone()
+        far[:, : newest - 26] += 0.5  # frames outside that window carry no weight yet
+        np.testing.assert_allclose(wide(far), wide(kp), atol=1e-6)
 
 
 def test_a_temporal_lifter_refuses_a_window_of_the_wrong_length() -> None:
@@ -237,11 +260,14 @@ def test_the_temporal_recipe_trains_resumes_exports_and_evaluates(
 
     bundle = tmp_path / "bundle"
     export = ["export", "--checkpoint", str(tem / "checkpoint.pt"), "--out", str(bundle)]
-    assert (
-        main([*export, "--name", "tem", "--evaluation", f"temporal={ev / 't' / 'evaluation.json'}"])
-        == 0
-    )
+    # One model's tests split over two processes: the bundle's one prefix merges both files.
+    ev_gt = tmp_path / "eval_gt"
+    assert main([*run[:-1], "h36m_gt", "--out", str(ev_gt)]) == 0
+    parts = [f"temporal={e / 't' / 'evaluation.json'}" for e in (ev, ev_gt)]
+    assert main([*export, "--name", "tem", "--evaluation", parts[0], "--evaluation", parts[1]]) == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
+    gt = json.loads((ev_gt / "t" / "evaluation.json").read_text())["results"]["gt"]
+    assert manifest["evaluation"]["results"]["temporal"] == {**results, "gt": gt}
     assert manifest["format_version"] == 3
     assert manifest["lifter"]["temporal"] == {"frames": 9, "anchor_frame": 4, "padding": "edge"}
     assert manifest["metrics"]["temporal.sh2d.accel_mm"] == pytest.approx(
@@ -253,6 +279,27 @@ def test_the_temporal_recipe_trains_resumes_exports_and_evaluates(
     (out,) = sess.run(None, {"keypoints": kp})
     with torch.no_grad():
         np.testing.assert_allclose(out, net(torch.from_numpy(kp)).numpy(), atol=1e-4)
+    # The bundle alone (its run's checkpoint gone) gives back the weights it shipped, and a
+    # later stage with a wider window starts from it.
+    restored = checkpoint_from_bundle(bundle)
+    for part, got, rtol in (
+        (state["estimator"], restored["estimator"], 1e-3),  # large matrices stored as float16
+        (state["extra"]["augmentor"], restored["extra"]["augmentor"], 0),
+    ):
+        assert set(got) == set(part)
+        for key, value in part.items():
+            if not key.endswith("num_batches_tracked"):  # a count no bundle keeps
+                np.testing.assert_allclose(got[key], value, rtol=rtol, atol=1e-4 if rtol else 0)
+    assert "d3d" not in restored["extra"] and restored["lineage"] == state["lineage"]
+    wide = tmp_path / "wide"
+    grow = [a for a in args if a != "--stop-after"]
+    grow[grow.index("--filter-widths") + 1] = "3,3,3"
+    grow[grow.index("--init") + 1] = str(bundle)
+    grow[grow.index("--epochs") + 1] = "1"
+    assert main([*grow[:-1], str(wide)]) == 0
+    grown = load_checkpoint(wide / "checkpoint.pt")
+    assert grown["config"]["filter_widths"] == [3, 3, 3]
+    assert grown["lineage"][:-1] == state["lineage"] and grown["lineage"][-1]["epochs"] == 2
     ev2 = tmp_path / "eval_bundle"
     assert (
         main(

@@ -63,7 +63,12 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--channels", type=int, default=d.channels)
     p.add_argument("--blocks", type=int, default=d.blocks)
     p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--init", default=None, help="checkpoint whose estimator starts this run")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="checkpoint whose estimator (and PoseAug modules) start this run, or a bundle "
+        "folder when its run's checkpoint is gone (PoseAug's critics then start afresh)",
+    )
     p.add_argument(
         "--train-2d",
         type=_subset_of("gt", "sh"),
@@ -319,7 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--name", required=True)
     ex.add_argument("--version", default="1.0.0")
     ex.add_argument("--default", action="store_true", help="mark as the server's default model")
-    ex.add_argument("--evaluation", action="append", default=[], help="evaluation.json to embed")
+    ex.add_argument(
+        "--evaluation",
+        action="append",
+        default=[],
+        help="[PREFIX=]evaluation.json to embed; one prefix given twice merges the files' tests",
+    )
     ex.add_argument("--description", default="")
     return parser
 

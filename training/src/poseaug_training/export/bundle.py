@@ -62,7 +62,8 @@ def export_bundle(
     """Write lifter.onnx (+ augmentor.onnx when the checkpoint has one) and manifest.json.
 
     `evaluation_files` are evaluation.json files; a path may be given as PREFIX=PATH to set
-    the metric prefix (default "h36m").
+    the metric prefix (default "h36m"); files under one prefix merge their tests (the first
+    file's meta is kept).
     """
     model, state = load_estimator(checkpoint)
     cfg = state["config"]
@@ -102,9 +103,11 @@ def export_bundle(
         prefix, _, path = str(spec).rpartition("=")
         prefix = prefix or "h36m"
         doc = json.loads(Path(path).read_text())
-        evaluations[prefix] = doc["results"]
-        eval_meta[prefix] = {k: v for k, v in doc["meta"].items() if k != "train_config"}
-        eval_meta[prefix]["train_config"] = doc["meta"].get("train_config")
+        # A prefix given twice merges its files' tests (one model's tests split over processes).
+        evaluations.setdefault(prefix, {}).update(doc["results"])
+        if prefix not in eval_meta:
+            eval_meta[prefix] = {k: v for k, v in doc["meta"].items() if k != "train_config"}
+            eval_meta[prefix]["train_config"] = doc["meta"].get("train_config")
     training = {
         "config": cfg,
         "data": {

@@ -17,9 +17,10 @@ The anchor is the frame whose pose the window answers for:
   padding of training (which trains with such truncated futures too).
 - "last" (frame R - 1): the causal model; it never needs a future frame.
 
-Layer names follow `RayLifter`'s, and `from_single_frame` puts a single-frame lifter's weights
-on the anchor tap of each convolution (the other taps zero), so a temporal run starts exactly
-where the single-frame wild lifter ended and only has to learn what the neighbours add.
+Layer names follow `RayLifter`'s, and `from_smaller_window` puts a single-frame lifter's
+weights, or a temporal one's with a smaller receptive field, on the anchor tap of each wider
+convolution (the other taps zero), so a run starts exactly where the smaller lifter ended and
+only has to learn what the new neighbours add.
 """
 
 from __future__ import annotations
@@ -149,14 +150,16 @@ class TemporalRayLifter(RootRelativeLifter):
         rot = rot.reshape(n, t, 3, 3)[:, self.anchor_frame]
         return torch.matmul(super().forward(x.reshape(n, t, j, c)), rot)
 
-    def from_single_frame(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Load a `RayLifter` state: each of its Linear weights [out, in] goes to the anchor
-        tap's columns of the matching group Linear [out, width * in], the other taps zero;
-        BatchNorm and head as they are."""
+    def from_smaller_window(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load a `RayLifter` state, or a `TemporalRayLifter` one with the same anchor and
+        fewer frames (27 -> 81: its width-1 block becomes a width-3 one): each Linear weight
+        [out, in] whose layer is wider here goes to the anchor tap's columns of
+        [out, width * in], the other taps zero; the rest as it is. The window's centre (or, for
+        "last", newest) frames then give exactly the smaller lifter's answer."""
         own = self.state_dict()
         new = {}
         for key, value in own.items():
-            src = state[_single_frame_key(key)]
+            src = state[key] if key in state else state[_single_frame_key(key)]
             if value.shape != src.shape:
                 width = value.shape[1] // src.shape[1]
                 tap = anchor_tap(width, self.anchor)

@@ -8,6 +8,7 @@ it stopped and ends with the same weights (on CPU, fixed seed) as an uninterrupt
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from poseaug_training.data.wild_pairs import WildSource
 from poseaug_training.evaluation.metrics import mpjpe
 from poseaug_training.evaluation.protocols import evaluate
 from poseaug_training.models import TEMPORAL, build_estimator, estimator_options
+from poseaug_training.train.bundle_init import checkpoint_from_bundle, is_bundle
 from poseaug_training.train.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -92,10 +94,11 @@ class Trainer:
         # The init run's other module states (PoseAug's augmentor and critics), read once here.
         self.init_extra: dict[str, Any] = {}
         if cfg.init:
-            init = load_checkpoint(cfg.init)
+            # A bundle directory when its run's checkpoint is not at hand (see bundle_init).
+            init = (checkpoint_from_bundle if is_bundle(cfg.init) else load_checkpoint)(cfg.init)
             self.init_extra = init.get("extra", {})
-            if cfg.estimator in TEMPORAL and init["config"]["estimator"] not in TEMPORAL:
-                self.estimator.from_single_frame(init["estimator"])
+            if cfg.estimator in TEMPORAL and _smaller_window(init["config"], cfg):
+                self.estimator.from_smaller_window(init["estimator"])
             else:
                 self.estimator.load_state_dict(init["estimator"])
             self.lineage = [*init.get("lineage", []), summarize_run(init)]
@@ -291,6 +294,15 @@ class Trainer:
 
     def baseline_step(self, batch: PoseSet, epoch: int, step: int) -> dict[str, float]:
         return {"loss_pose": self.estimator_step(batch.kp2d, batch.pose3d)}
+
+
+def _smaller_window(init: dict[str, Any], cfg: TrainConfig) -> bool:
+    """Whether the init run's lifter sees fewer frames than this run's temporal one."""
+    if init["estimator"] not in TEMPORAL:
+        return True
+    if init.get("anchor", "centre") != cfg.anchor:
+        raise ValueError(f"init anchor {init.get('anchor')!r} differs from --anchor {cfg.anchor!r}")
+    return math.prod(init["filter_widths"]) < math.prod(cfg.filter_widths)
 
 
 def summarize_run(state: dict[str, Any]) -> dict[str, Any]:
