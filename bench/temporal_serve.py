@@ -38,17 +38,21 @@ CAMERA = poseaug_pb2.CameraIntrinsics(fx=1000.0, fy=1000.0, cx=960.0, cy=540.0)
 
 
 def pick_models(models: Path, temporal: str | None = None) -> tuple[str, str]:
-    """(temporal bundle, single-frame camera-aware bundle) names in `models`."""
+    """(temporal bundle, single-frame camera-aware bundle) names in `models`; `temporal` picks
+    the temporal one (default: the first in name order)."""
     single = None
+    temporals = []
     for folder in find_bundle_dirs(models):
         lifter = json.loads((folder / "manifest.json").read_text())["lifter"]
         if lifter.get("temporal"):
-            temporal = temporal or folder.name
+            temporals.append(folder.name)
         elif lifter.get("normalization") == "camera_rays":
             single = folder.name if single is None or "poseaug" in folder.name else single
-    if temporal is None or single is None:
+    if not temporals or single is None:
         raise SystemExit(f"{models}: needs a temporal and a single-frame camera-aware bundle")
-    return temporal, single
+    if temporal is not None and temporal not in temporals:
+        raise SystemExit(f"{temporal!r} is not a temporal bundle of {models}: {temporals}")
+    return temporal or temporals[0], single
 
 
 def walking(frames: int, seed: int) -> np.ndarray:

@@ -85,7 +85,23 @@ def test_a_wider_window_started_from_a_smaller_temporal_lifter_answers_like_it(
         np.testing.assert_allclose(wide(kp), small(kp[:, newest - 26 : newest + 1]), atol=1e-5)
         far = kp.clone()
         far[:, : newest - 26] += 0.5  # frames outside that window carry no weight yet
+        far[:, newest + 1 :] += 0.5
         np.testing.assert_allclose(wide(far), wide(kp), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("small", "wide"),
+    [
+        (dict(filter_widths=(3, 3, 3)), dict(filter_widths=(5, 3, 3))),  # a widened 3-tap layer
+        (dict(filter_widths=(3, 3, 3)), dict(filter_widths=(3, 3, 3, 3), blocks=3)),  # unused
+        (dict(filter_widths=(3, 3, 3)), dict(filter_widths=(3, 3, 3, 3), blocks=5)),  # missing
+        (dict(filter_widths=(3, 3, 3), channels=16), dict(filter_widths=(3, 3, 3, 3))),
+    ],
+)
+def test_a_lifter_that_does_not_fit_a_wider_window_is_refused(small: dict, wide: dict) -> None:
+    source = TemporalRayLifter(**{"channels": 32, **small}).state_dict()
+    with pytest.raises(ValueError, match=r"tap|no place|no weight"):
+        TemporalRayLifter(**{"channels": 32, **wide}).from_smaller_window(source)
 
 
 def test_a_temporal_lifter_refuses_a_window_of_the_wrong_length() -> None:
@@ -221,7 +237,7 @@ TEMPORAL = [
 
 
 def test_the_temporal_recipe_trains_resumes_exports_and_evaluates(
-    fake_h36m: Path, tmp_path: Path
+    fake_h36m: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = ["--data", str(fake_h36m)]
     single, tem = tmp_path / "single", tmp_path / "temporal"
@@ -268,6 +284,9 @@ def test_the_temporal_recipe_trains_resumes_exports_and_evaluates(
     manifest = json.loads((bundle / "manifest.json").read_text())
     gt = json.loads((ev_gt / "t" / "evaluation.json").read_text())["results"]["gt"]
     assert manifest["evaluation"]["results"]["temporal"] == {**results, "gt": gt}
+    twice = ["--evaluation", parts[0], "--evaluation", parts[0]]  # the same tests twice
+    assert main([*export[:-1], str(tmp_path / "refused"), "--name", "tem", *twice]) == 2
+    assert "already under 'temporal'" in capsys.readouterr().err
     assert manifest["format_version"] == 3
     assert manifest["lifter"]["temporal"] == {"frames": 9, "anchor_frame": 4, "padding": "edge"}
     assert manifest["metrics"]["temporal.sh2d.accel_mm"] == pytest.approx(

@@ -14,6 +14,11 @@
 #      checkpoint because that machine's runs were gone (train/bundle_init.py): the shipped
 #      1.1.0 at models/wild-temporal-vpose, which the stage-2 export below reproduces. So
 #      PoseAug's critics trained afresh; the recipe keeps it that way (bundle 1.2.0).
+#      As run (2026-12-03) the stage-3 runs were runs/t81 and runs/t27, the 81-frame bundle was
+#      evaluated as runs/temporal_bundles/wild-temporal-vpose-81 with lookaheads 4 and 13 in
+#      their own processes, the 27-frame control from its checkpoint; the 1.1.0, stage-1 and
+#      causal results were carried over from the 1.1.0 manifests (marked carried_from, the same
+#      tests: the single-frame default, rerun, gave the same numbers to the last digit).
 # Then the sequence tests on both cores (the 81-frame bundle's tests split over two processes,
 # about 25 min without lookaheads; each lookahead adds a pass over the real detections, about
 # 10 min at 81 frames; the other bundles about 20).
@@ -55,7 +60,8 @@ $T export --checkpoint "$R/temporal_causal_track/checkpoint.pt" \
 $T export --checkpoint "$R/temporal_centre/checkpoint.pt" --out "$B/wild-temporal-vpose-stage1" \
   --name wild-temporal-vpose-stage1
 
-# 3. 81 frames from the stage-2 bundle, and the 27-frame control, 2 epochs each.
+# 3. 81 frames from the stage-2 bundle, and the 27-frame control, 2 epochs each (S3 comes after
+#    C, so its --epochs 2 wins over an --epochs given as an extra flag).
 S3=(--lr 1e-4 --clip-detector-error track --init "$B/wild-temporal-vpose-27" --anchor centre
     --future-cut 0.3 --epochs 2)
 $T poseaug "${C[@]}" "${S3[@]}" --filter-widths 3,3,3,3 --out "$R/temporal_centre_81" &

@@ -103,7 +103,15 @@ def export_bundle(
         prefix, _, path = str(spec).rpartition("=")
         prefix = prefix or "h36m"
         doc = json.loads(Path(path).read_text())
-        # A prefix given twice merges its files' tests (one model's tests split over processes).
+        # A prefix given twice merges its files' tests (one model's tests split over processes):
+        # different tests of one model, seen through the same window and lookahead.
+        if prefix in evaluations:
+            same = ("bundle", "checkpoint", "window", "lookahead")
+            first = eval_meta[prefix]
+            if overlap := set(evaluations[prefix]) & set(doc["results"]):
+                raise ValueError(f"{path}: tests {sorted(overlap)} are already under {prefix!r}")
+            if any(first.get(k) != doc["meta"].get(k) for k in same):
+                raise ValueError(f"{path}: another model or window than the first {prefix!r} file")
         evaluations.setdefault(prefix, {}).update(doc["results"])
         if prefix not in eval_meta:
             eval_meta[prefix] = {k: v for k, v in doc["meta"].items() if k != "train_config"}

@@ -151,23 +151,39 @@ class TemporalRayLifter(RootRelativeLifter):
         return torch.matmul(super().forward(x.reshape(n, t, j, c)), rot)
 
     def from_smaller_window(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Load a `RayLifter` state, or a `TemporalRayLifter` one with the same anchor and
-        fewer frames (27 -> 81: its width-1 block becomes a width-3 one): each Linear weight
-        [out, in] whose layer is wider here goes to the anchor tap's columns of
-        [out, width * in], the other taps zero; the rest as it is. The window's centre (or, for
-        "last", newest) frames then give exactly the smaller lifter's answer."""
+        """Load a `RayLifter` state, or a `TemporalRayLifter` one with the same anchor, width
+        and blocks and fewer frames (27 -> 81: its width-1 block becomes a width-3 one): each
+        Linear weight of a width-1 layer that is wider here, [out, in], goes to the anchor
+        tap's columns of [out, width * in], the other taps zero; the rest must match as it is.
+        The window's centre (or, for "last", newest) frames then give exactly the smaller
+        lifter's answer. Any other shape, a missing or an unused weight is a ValueError."""
         own = self.state_dict()
         new = {}
+        used = set()
         for key, value in own.items():
-            src = state[key] if key in state else state[_single_frame_key(key)]
-            if value.shape != src.shape:
-                width = value.shape[1] // src.shape[1]
-                tap = anchor_tap(width, self.anchor)
-                w = torch.zeros_like(value)
-                w[:, tap * src.shape[1] : (tap + 1) * src.shape[1]] = src
-                new[key] = w
-            else:
+            name = key if key in state else _single_frame_key(key)
+            if name not in state:
+                raise ValueError(f"the smaller lifter has no weight for {key}")
+            used.add(name)
+            src = state[name]
+            if value.shape == src.shape:
                 new[key] = src
+                continue
+            layer = self.get_submodule(key.removesuffix(".linear.weight"))
+            if not (
+                isinstance(layer, GroupLinear)
+                and src.shape == (value.shape[0], value.shape[1] // layer.width)
+            ):
+                raise ValueError(
+                    f"{key}: {tuple(src.shape)} is neither {tuple(value.shape)} nor one tap of it"
+                )
+            tap = anchor_tap(layer.width, self.anchor)
+            w = torch.zeros_like(value)
+            w[:, tap * src.shape[1] : (tap + 1) * src.shape[1]] = src
+            new[key] = w
+        unused = [k for k in state if k not in used and not k.endswith("num_batches_tracked")]
+        if unused:
+            raise ValueError(f"the smaller lifter's {unused[:3]} have no place here")
         self.load_state_dict(new)
 
 

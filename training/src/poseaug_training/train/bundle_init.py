@@ -36,6 +36,7 @@ AUGMENTOR_PREFIX = "augmentor."  # the exported wrapper's attribute name
 
 
 def is_bundle(path: str | Path) -> bool:
+    """Whether `path` is a bundle folder (it holds a manifest) rather than a checkpoint file."""
     return (Path(path) / "manifest.json").is_file()
 
 

@@ -145,6 +145,7 @@ class Trainer:
         self.global_step = state["global_step"]
         self.wall_time_s = state["wall_time_s"]
         self.history = state["history"]
+        self.lineage = state.get("lineage", self.lineage)  # as it was, whatever --init holds now
         self.estimator.load_state_dict(state["estimator"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -297,12 +298,15 @@ class Trainer:
 
 
 def _smaller_window(init: dict[str, Any], cfg: TrainConfig) -> bool:
-    """Whether the init run's lifter sees fewer frames than this run's temporal one."""
+    """Whether the init run's lifter sees fewer frames than this run's temporal one (and so
+    is widened into it; a widened lifter keeps its anchor)."""
     if init["estimator"] not in TEMPORAL:
         return True
+    if math.prod(init["filter_widths"]) >= math.prod(cfg.filter_widths):
+        return False
     if init.get("anchor", "centre") != cfg.anchor:
         raise ValueError(f"init anchor {init.get('anchor')!r} differs from --anchor {cfg.anchor!r}")
-    return math.prod(init["filter_widths"]) < math.prod(cfg.filter_widths)
+    return True
 
 
 def summarize_run(state: dict[str, Any]) -> dict[str, Any]:
@@ -319,6 +323,7 @@ def summarize_run(state: dict[str, Any]) -> dict[str, Any]:
         "seed": cfg["seed"],
         "wall_time_s": round(state["wall_time_s"], 1),
         "hardware": state.get("hardware", {}),
+        **({"bundle": state["bundle"]} if "bundle" in state else {}),  # started from a bundle
     }
 
 
