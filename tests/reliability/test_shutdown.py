@@ -89,14 +89,18 @@ def test_sigterm_under_load_finishes_every_call_in_flight(tmp_path: Path) -> Non
 
         # The lifts (thousands of ORT runs each) and the held-open streams are surely still in
         # flight once their handlers have started; the augmentations may already be done on a
-        # busy machine. (A call whose request bytes are still arriving is not yet the server's:
-        # gRPC cancels those at shutdown.)
+        # busy machine, but each must have reached the server. (A call whose request bytes are
+        # still arriving is not yet the server's: gRPC cancels those at shutdown, and one not
+        # yet started is refused.)
         def handling(method: str) -> float:
             return metric(scrape(srv.metrics_url), "poseaug_inflight_requests", method=method)
 
         wait_for(
             lambda: (
-                handling("Lift2Dto3D") == UNARY_LIFTS and handling("StreamLift2Dto3D") == STREAMS
+                handling("Lift2Dto3D") == UNARY_LIFTS
+                and handling("StreamLift2Dto3D") == STREAMS
+                and handling("Augment") + augment.done() == 1
+                and handling("StreamAugment") + len(bulk_out) == AUGMENT_STREAMS
             )
         )
         assert sum(f.done() for f in unary) < UNARY_LIFTS, "the lifts were still in flight"
