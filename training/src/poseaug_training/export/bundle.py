@@ -49,6 +49,18 @@ def _parity_inputs(n: int = 256, seed: int = 0, channels: int = 2) -> np.ndarray
     return np.concatenate([rays * vis, vis], -1)
 
 
+# ONNX Runtime must reproduce the torch lifter this closely on `lifter_parity_inputs`.
+PARITY_TOLERANCE = 1e-4
+
+
+def lifter_parity_inputs(model: Any) -> np.ndarray:
+    """The parity check's inputs for `model`: 256 poses, or for a temporal lifter 256 windows
+    of its receptive field (consecutive "frames" of one pose)."""
+    frames = getattr(model, "receptive_field", None)
+    kp = _parity_inputs(channels=getattr(model, "input_channels", 2), n=256 * (frames or 1))
+    return kp if frames is None else kp.reshape(256, frames, *kp.shape[1:])
+
+
 def export_bundle(
     checkpoint: Path,
     out_dir: Path,
@@ -76,15 +88,12 @@ def export_bundle(
     export_lifter(model, out_dir / "lifter.onnx")
     if weights_fp16:
         store_weights_fp16(out_dir / "lifter.onnx")
-    channels = getattr(model, "input_channels", 2)
-    kp = parity_keypoints
-    if kp is None:
-        kp = _parity_inputs(channels=channels, n=256 * (frames or 1))
-        if frames is not None:  # windows of a track: consecutive "frames" of one pose
-            kp = kp.reshape(256, frames, *kp.shape[1:])
+    kp = lifter_parity_inputs(model) if parity_keypoints is None else parity_keypoints
     lifter_diff = onnx_parity(model, out_dir / "lifter.onnx", kp)
-    if lifter_diff > 1e-4:
-        raise RuntimeError(f"lifter.onnx differs from torch by {lifter_diff:g} (> 1e-4)")
+    if lifter_diff > PARITY_TOLERANCE:
+        raise RuntimeError(
+            f"lifter.onnx differs from torch by {lifter_diff:g} (> {PARITY_TOLERANCE:g})"
+        )
     files = ["lifter.onnx"]
     augmentor_entry: dict[str, Any] | None = None
     if "augmentor" in state.get("extra", {}):

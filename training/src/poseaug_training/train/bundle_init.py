@@ -26,12 +26,11 @@ import numpy as np
 import torch
 
 from poseaug_training.export.augmentor_onnx import augmentor_parity
+from poseaug_training.export.bundle import PARITY_TOLERANCE, lifter_parity_inputs
 from poseaug_training.export.lifter_onnx import onnx_parity
 from poseaug_training.models import build_estimator, estimator_options
 from poseaug_training.poseaug.augmentor import Augmentor
 
-# The bundle's ONNX files must reproduce the rebuilt modules this closely.
-PARITY_TOLERANCE = 1e-4
 AUGMENTOR_PREFIX = "augmentor."  # the exported wrapper's attribute name
 
 
@@ -121,13 +120,8 @@ def checkpoint_from_bundle(bundle: str | Path) -> dict[str, Any]:
     model = build_estimator(cfg["estimator"], **estimator_options(cfg))
     lifter_file = bundle / manifest["lifter"]["file"]
     model.load_state_dict(lifter_state(lifter_file, model))
-    frames = (manifest["lifter"].get("temporal") or {}).get("frames", 1)
-    channels = manifest["lifter"].get("input_channels", ["x", "y"])
-    shape = (5, frames, 17, len(channels)) if frames > 1 else (5, 17, len(channels))
-    probe = np.random.default_rng(0).normal(0.0, 0.3, shape).astype(np.float32)
-    if "visible" in channels:
-        probe[..., channels.index("visible")] = 1.0  # every joint seen
-    diff = onnx_parity(model, lifter_file, probe)
+    # The bundle's ONNX files must reproduce the rebuilt modules as closely as at export.
+    diff = onnx_parity(model, lifter_file, lifter_parity_inputs(model))
     if diff > PARITY_TOLERANCE:
         raise ValueError(f"the lifter rebuilt from {lifter_file} differs from it by {diff:g}")
     extra: dict[str, Any] = {}
