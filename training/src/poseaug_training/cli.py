@@ -296,6 +296,22 @@ def cmd_action_novelty(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study_table(args: argparse.Namespace) -> int:
+    from poseaug_training.evaluation.study import plot_study, read_study, study_table
+
+    study = read_study(_model_specs(args.setting))
+    if not study:
+        raise ValueError("no <row>_seed<k>/evaluation.json under the --setting folders")
+    table = study_table(study, tuple(args.rows))
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "study.md").write_text(table)
+        plot_study(study, tuple(args.rows), out / "study_seeds.png")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from poseaug_training.export.bundle import export_bundle
 
@@ -386,6 +402,19 @@ def build_parser() -> argparse.ArgumentParser:
     nv.add_argument("--subjects", type=_subjects, default=["S1", "S5", "S6", "S7", "S8"])
     nv.add_argument("--stride", type=int, default=20)
     nv.add_argument("--out", default=None, help="write novelty.md and novelty.json here")
+    st = sub.add_parser(
+        "study-table",
+        help="Table S1 over seeds from wild-eval folders whose models are named ROW_seedK",
+    )
+    st.add_argument(
+        "--setting",
+        action="append",
+        required=True,
+        metavar="NAME=FOLDER",
+        help="a wild-eval output folder per training setting; repeat",
+    )
+    st.add_argument("--rows", type=_subjects, default=["twin", "no_feedback", "poseaug"])
+    st.add_argument("--out", default=None, help="write study.md and study_seeds.png here")
     ex = sub.add_parser("export", help="write a model bundle (ONNX + manifest.json)")
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--out", required=True, help="bundle folder, e.g. models/poseaug-vpose")
@@ -415,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_temporal_eval(args)
         if args.command == "action-novelty":
             return cmd_action_novelty(args)
+        if args.command == "study-table":
+            return cmd_study_table(args)
         return cmd_export(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"poseaug-train: error: {exc}", file=sys.stderr)
