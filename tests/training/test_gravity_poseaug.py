@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,19 @@ import pytest
 import torch
 
 from poseaug_training.cli import main
-from poseaug_training.data.body_shapes import UNSEEN_BODIES, retarget, sample_bodies
+from poseaug_training.data.body_shapes import (
+    TRAIN_BODIES,
+    UNSEEN_BODIES,
+    bodies_from_normal,
+    sample_bodies,
+)
 from poseaug_training.evaluation.novelty import canonical_poses
 from poseaug_training.export.augmentor_onnx import augmentor_parity, export_augmentor
 from poseaug_training.poseaug.augmentor import Augmentor
+from poseaug_training.poseaug.bone_length_op import apply_bone_length
 from poseaug_training.poseaug.bones import bone_vectors
 from poseaug_training.poseaug.joint_limits import joint_angles, range_of_motion_excess
+from poseaug_training.poseaug.losses import bone_length_limit_loss, regularizer_terms
 from poseaug_training.poseaug.rotation_translation_op import axis_angle_to_matrix
 from poseaug_training.train.checkpoint import load_checkpoint
 from tests.support.poses import STANDING, bend_knees, standing_poses
@@ -66,6 +74,29 @@ def test_gravity_augmentor_round_trips_through_state_and_onnx(tmp_path: Path) ->
     assert Augmentor().config.get("rt_mode") is None  # the first bundles' config is unchanged
 
 
+def test_bl_body_prior_draws_other_bodies_from_the_noise(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    aug = Augmentor(bl_bodies=asdict(TRAIN_BODIES)).eval()
+    poses, root = sources(400)
+    noise = aug.sample_noise(400, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out = aug(poses.float(), root, *noise)
+    body = bodies_from_normal(noise[1], TRAIN_BODIES)
+    torch.testing.assert_close(out.bone_length_ratios, body * out.learned_length_ratios)
+    children = body[:, 1] < 1.50 / 1.70 * 0.92  # thighs shorter than any adult's
+    assert 0.15 < children.float().mean() < 0.35  # TRAIN_BODIES: a quarter children
+    # the regularizer holds only the learned part, not the body
+    regs = regularizer_terms(poses.float(), out)
+    torch.testing.assert_close(regs["bl"], bone_length_limit_loss(out.learned_length_ratios))
+    with torch.no_grad():  # BL off: no body either
+        off = aug(poses.float(), root, *noise, torch.tensor([1.0, 0.0, 1.0]))
+    assert torch.equal(off.bone_length_ratios, torch.ones_like(off.bone_length_ratios))
+    back = Augmentor.from_state_dict(aug.state_dict())
+    assert back.config["bl_bodies"] == asdict(TRAIN_BODIES)
+    path = export_augmentor(aug, tmp_path / "augmentor.onnx")
+    assert augmentor_parity(aug, path) <= 1e-4
+
+
 def test_joint_limit_penalty_is_zero_inside_and_pulls_back_outside() -> None:
     inside = torch.from_numpy(standing_poses(8))
     assert torch.equal(range_of_motion_excess(inside), torch.zeros(8))
@@ -82,7 +113,7 @@ def test_other_bodies_keep_every_joint_angle() -> None:
     poses = torch.from_numpy(standing_poses(500, seed=2)).double()
     poses = poses.clone()
     poses[:, [3, 6]] += 0.05  # bend things a little so angles are not all zero
-    bodies = retarget(poses, factors)
+    bodies = apply_bone_length(poses, factors)
     before, after = joint_angles(poses), joint_angles(bodies)
     for name in before:
         torch.testing.assert_close(after[name], before[name], atol=1e-6, rtol=0)
@@ -103,7 +134,7 @@ def test_canonical_poses_ignore_heading_and_body_size() -> None:
     angle = torch.tensor(1.1)
     c, s = torch.cos(angle), torch.sin(angle)
     turned = world @ torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).double().T
-    bigger = retarget(turned[None], torch.full((1, 16), 1.2, dtype=torch.float64))[0]
+    bigger = apply_bone_length(turned[None], torch.full((1, 16), 1.2, dtype=torch.float64))[0]
     lengths = bone_vectors(world).norm(dim=-1)
     a = canonical_poses(world[None], lengths)
     b = canonical_poses(bigger[None], lengths)
@@ -120,11 +151,12 @@ def test_gravity_poseaug_without_an_action_trains_exports_and_meets_the_stand_in
     args = ["poseaug", *data, *WILD, *held, "--init", str(pre / "checkpoint.pt")]
     args += ["--epochs", "2", "--warmup-epochs", "1", "--out", str(pa), "--rt-mode", "gravity"]
     args += ["--max-tilt-deg", "45", "--w-rom", "10", "--ba-range", "0.1,0.08", "--bl-limit", "0.3"]
+    args += ["--bl-bodies"]
     assert main(args) == 0
     state = load_checkpoint(pa / "checkpoint.pt")
     cfg = state["config"]
     assert cfg["rt_mode"] == "gravity" and cfg["exclude_actions"] == ["Sitting"]
-    assert cfg["w_rom"] == 10 and list(cfg["ba_range"]) == [0.1, 0.08]
+    assert cfg["w_rom"] == 10 and list(cfg["ba_range"]) == [0.1, 0.08] and cfg["bl_bodies"]
     assert 0 <= state["history"][-1]["outside_rom_ba"] <= 1
 
     ev = tmp_path / "eval"
@@ -158,6 +190,7 @@ def test_gravity_poseaug_without_an_action_trains_exports_and_meets_the_stand_in
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["augmentor"]["config"]["rt_mode"] == "gravity"
     assert manifest["augmentor"]["config"]["max_tilt_deg"] == pytest.approx(45.0)
+    assert manifest["augmentor"]["config"]["bl_bodies"]["child_share"] == TRAIN_BODIES.child_share
     restored = assert_bundle_gives_back(bundle, state)
     assert "rt.max_tilt" in restored["extra"]["augmentor"]
 

@@ -88,6 +88,11 @@ def project(points: np.ndarray, camera: Camera) -> np.ndarray:
     z = np.maximum(p[..., 2], MIN_DEPTH)
     x = p[..., 0] / z
     y = p[..., 1] / z
+    out = np.empty((*p.shape[:-1], 2), dtype=np.float32)
+    if not any(camera.radial) and not any(camera.tangential):  # a pinhole: no distortion terms
+        out[..., 0] = camera.fx * x + camera.cx
+        out[..., 1] = camera.fy * y + camera.cy
+        return out
     r2 = x * x + y * y
     k0, k1, k2 = camera.radial
     p0, p1 = camera.tangential
@@ -95,7 +100,6 @@ def project(points: np.ndarray, camera: Camera) -> np.ndarray:
     tan = p1 * x + p0 * y
     xd = x * (radial + tan) + p1 * r2
     yd = y * (radial + tan) + p0 * r2
-    out = np.empty((*p.shape[:-1], 2), dtype=np.float32)
     out[..., 0] = camera.fx * xd + camera.cx
     out[..., 1] = camera.fy * yd + camera.cy
     return out

@@ -27,7 +27,7 @@ MIN_JOINT_DEPTH_M = 0.5
 # Fixed-point steps: perspective makes size and position depend on where the body is, so both
 # are refined together on the pinhole model, then checked once through the real projection
 # (with the camera's distortion) and nudged inside where that moved a joint out.
-_STEPS = 5
+_STEPS = 3
 _NUDGES = 4
 
 
@@ -46,18 +46,17 @@ def place_in_view(pose: np.ndarray, camera: Camera, draws: np.ndarray) -> np.nda
     """Roots [M, 3] (camera frame, metres) for root-relative poses [M, 17, 3], from uniform
     draws [M, 3] in [0, 1): the share of the image, then the box position across and down."""
     pose = np.asarray(pose, dtype=np.float64)
+    x, y, z = (np.ascontiguousarray(pose[..., i]) for i in range(3))  # [M, 17] each
     size_wh = np.array([camera.width, camera.height], np.float64)
     focal = np.array([camera.fx, camera.fy], np.float64)
     centre = np.array([camera.cx, camera.cy], np.float64)
     fill = FILL[0] + (FILL[1] - FILL[0]) * draws[:, 0]
-    floor = np.maximum(MIN_ROOT_DEPTH_M, MIN_JOINT_DEPTH_M - pose[..., 2].min(axis=1))
-    extent = pose[..., :2].max(axis=1) - pose[..., :2].min(axis=1)
+    floor = np.maximum(MIN_ROOT_DEPTH_M, MIN_JOINT_DEPTH_M - z.min(axis=1))
+    extent = np.stack([x.max(axis=1) - x.min(axis=1), y.max(axis=1) - y.min(axis=1)], axis=1)
     depth = np.maximum((focal * extent / (fill[:, None] * size_wh)).max(axis=1), floor)
     ray = np.zeros((len(pose), 2))  # the root's ray (x / z, y / z)
     for _ in range(_STEPS):
-        z = pose[..., 2] + depth[:, None]
-        pix = (pose[..., :2] + (ray * depth[:, None])[:, None]) / z[..., None] * focal + centre
-        lo, hi = pix.min(axis=1), pix.max(axis=1)
+        lo, hi = _pinhole_box(x, y, z, ray, depth, focal, centre)
         share = ((hi - lo) / size_wh).max(axis=1)
         new_depth = np.maximum(depth * share / fill, floor)
         # the box after the depth change, about the root's pixel (nearly a scaling)
@@ -68,15 +67,31 @@ def place_in_view(pose: np.ndarray, camera: Camera, draws: np.ndarray) -> np.nda
         ray = ray + (target - lo) / focal
         depth = new_depth
     root = np.concatenate([ray * depth[:, None], depth[:, None]], axis=1)
-    for _ in range(_NUDGES):  # the real projection, distortion included
-        lo, hi = _box(pose + root[:, None], camera)
+    distorted = any(camera.radial) or any(camera.tangential)
+    for _ in range(_NUDGES):  # the real projection (distortion included), pinhole or not
+        if distorted:
+            lo, hi = _box(pose + root[:, None], camera)
+        else:
+            lo, hi = _pinhole_box(x, y, z, root[:, :2] / root[:, 2:], root[:, 2], focal, centre)
         share = ((hi - lo) / size_wh).max(axis=1)
         # farther along the same ray when too big, nearer (down to the floor) when too small
         scale = np.maximum(share / FILL[1], 1.0) * np.minimum(share / FILL[0], 1.0)
         scale = np.maximum(scale, floor / root[:, 2])
         over = np.maximum(-lo, 0.0) - np.maximum(hi - size_wh, 0.0)
-        if not over.any() and np.allclose(scale, 1.0, rtol=0, atol=1e-9):
+        if not over.any() and (np.abs(scale - 1.0) <= 1e-9).all():
             break
         root[:, :2] += over * root[:, 2:3] / focal
         root *= scale[:, None]
     return root
+
+
+def _pinhole_box(x, y, z, ray, depth, focal, centre) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel box [M, 2] low and high corners of bodies (joint coordinates x, y, z [M, 17],
+    root-relative) whose root is at depth `depth` [M] on `ray` [M, 2], undistorted."""
+    d = depth[:, None]
+    inv = 1.0 / (z + d)
+    u = (x + ray[:, :1] * d) * inv
+    v = (y + ray[:, 1:] * d) * inv
+    lo = np.stack([u.min(axis=1), v.min(axis=1)], axis=1)
+    hi = np.stack([u.max(axis=1), v.max(axis=1)], axis=1)
+    return lo * focal + centre, hi * focal + centre

@@ -181,6 +181,12 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
         )
         p.add_argument("--bl-limit", type=float, default=d.bl_limit, help="BL's hard bound")
         p.add_argument(
+            "--bl-bodies",
+            action="store_true",
+            help="BL first gives each pose another body (adult statures and proportions, "
+            "children: data/body_shapes.TRAIN_BODIES), drawn by its noise",
+        )
+        p.add_argument(
             "--bl-reg-limit", type=float, default=d.bl_reg_limit, help="BL regularizer threshold"
         )
         p.add_argument(

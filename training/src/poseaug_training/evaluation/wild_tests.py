@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from poseaug_training.data.body_shapes import BodyRanges, retarget, sample_bodies
+from poseaug_training.data.body_shapes import BodyRanges, sample_bodies
 from poseaug_training.data.camera import (
     normalize_screen,
     project_to_pixels,
@@ -45,6 +45,7 @@ from poseaug_training.data.pairs import build_pairs
 from poseaug_training.data.virtual_cameras import UNSEEN_VIEWS, place_in_view
 from poseaug_training.data.wild_pairs import encode_rays
 from poseaug_training.evaluation.metrics import mpjpe, pa_mpjpe, per_joint_error
+from poseaug_training.poseaug.bone_length_op import apply_bone_length
 
 # The server's default camera for callers who send none (service: lifting). Kept equal to the
 # service's constant by tests/training/test_wild_contract.py.
@@ -119,7 +120,7 @@ def unseen_test(
     world = torch.from_numpy(np.concatenate(worlds))
     if bodies is not None:
         body_gen = torch.Generator().manual_seed(seed + 1)
-        world = retarget(world, sample_bodies(len(world), bodies, body_gen))
+        world = apply_bone_length(world, sample_bodies(len(world), bodies, body_gen))
     views = place_in_view(world, UNSEEN_VIEWS, gen)
     points = (views.pose3d + views.root[:, None]).double()
     pix = project_to_pixels(points, views.intrinsics.double())

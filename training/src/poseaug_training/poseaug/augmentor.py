@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from poseaug_training.data.body_shapes import BodyRanges, body_ranges_from_buffer
 from poseaug_training.poseaug.bone_angle_op import BoneAngleGenerator
 from poseaug_training.poseaug.bone_length_op import DEFAULT_LIMIT, BoneLengthGenerator
 from poseaug_training.poseaug.rotation_translation_op import (
@@ -40,6 +42,7 @@ class AugmentorOutput(NamedTuple):
     bone_length_ratios: Tensor  # [N,16] per-bone length ratio
     rotation: Tensor  # [N,3] axis-angle, radians
     translation: Tensor  # [N,3] new root position, metres
+    learned_length_ratios: Tensor  # [N,16] BL's learned part (its regularizer's subject)
 
 
 class Augmentor(nn.Module):
@@ -54,6 +57,7 @@ class Augmentor(nn.Module):
         num_blocks: int = 2,
         rt_mode: str = "free",
         max_tilt_deg: float = DEFAULT_MAX_TILT_DEG,
+        bl_bodies: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if set(noise_dims) != set(OP_NAMES) or min(noise_dims.values()) < 1:
@@ -62,7 +66,8 @@ class Augmentor(nn.Module):
         self.hidden = hidden
         self.num_blocks = num_blocks
         self.ba = BoneAngleGenerator(self.noise_dims["ba"], hidden, num_blocks)
-        self.bl = BoneLengthGenerator(self.noise_dims["bl"], bl_limit, hidden, num_blocks)
+        bodies = None if bl_bodies is None else BodyRanges(**bl_bodies)
+        self.bl = BoneLengthGenerator(self.noise_dims["bl"], bl_limit, hidden, num_blocks, bodies)
         self.rt = RotationTranslationGenerator(
             self.noise_dims["rt"], min_depth, hidden, num_blocks, rt_mode, max_tilt_deg
         )
@@ -95,13 +100,13 @@ class Augmentor(nn.Module):
             v for k, v in state.items() if k.startswith("ba.net.") and k.endswith("weight")
         ]
         n_linear = sum(1 for v in ba_weights if v.dim() == 2)  # BatchNorm weights are 1-D
-        gravity = {}
+        extra: dict[str, Any] = {}
         if "rt.max_tilt" in state:
-            gravity = {
-                "rt_mode": "gravity",
-                "max_tilt_deg": math.degrees(float(state["rt.max_tilt"])),
-            }
-        model = cls(noise_dims=dims, hidden=hidden, num_blocks=(n_linear - 2) // 2, **gravity)
+            extra["rt_mode"] = "gravity"
+            extra["max_tilt_deg"] = math.degrees(float(state["rt.max_tilt"]))
+        if "bl.body_prior" in state:
+            extra["bl_bodies"] = body_ranges_from_buffer(state["bl.body_prior"])
+        model = cls(noise_dims=dims, hidden=hidden, num_blocks=(n_linear - 2) // 2, **extra)
         model.load_state_dict(state)
         return model
 
@@ -119,11 +124,15 @@ class Augmentor(nn.Module):
 
     @property
     def rt_config(self) -> dict[str, Any]:
-        """RT's mode, and its tilt bound in gravity mode (the free mode's config stays as the
-        first bundles recorded it)."""
-        if self.rt.mode == "free":
-            return {}
-        return {"rt_mode": "gravity", "max_tilt_deg": math.degrees(float(self.rt.max_tilt))}
+        """RT's mode and tilt bound (gravity mode) and BL's body prior, where set; the first
+        bundles' config stays as they recorded it."""
+        extra: dict[str, Any] = {}
+        if self.rt.mode != "free":
+            extra["rt_mode"] = "gravity"
+            extra["max_tilt_deg"] = math.degrees(float(self.rt.max_tilt))
+        if self.bl.bodies is not None:
+            extra["bl_bodies"] = asdict(self.bl.bodies)
+        return extra
 
     def sample_noise(
         self,
@@ -165,6 +174,8 @@ class Augmentor(nn.Module):
             raise ValueError(f"ops must be [3], got {tuple(ops.shape)}")
         source = pose3d - pose3d[:, :1, :]
         pose_ba, offsets = self.ba(source, noise_ba, ops[0])
-        pose_bl, ratios = self.bl(source, pose_ba, noise_bl, ops[1])
+        pose_bl, ratios, learned = self.bl(source, pose_ba, noise_bl, ops[1])
         pose_rt, rotation, translation = self.rt(source, pose_bl, root, noise_rt, ops[2])
-        return AugmentorOutput(pose_ba, pose_bl, pose_rt, offsets, ratios, rotation, translation)
+        return AugmentorOutput(
+            pose_ba, pose_bl, pose_rt, offsets, ratios, rotation, translation, learned
+        )

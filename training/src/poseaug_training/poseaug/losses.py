@@ -160,7 +160,7 @@ def regularizer_terms(
     """Unweighted regularizers {'ba', 'bl'} of one augmentor pass on ``source`` [N,17,3]."""
     return {
         "ba": bone_angle_range_loss(bone_angle_change(source, out.pose_ba), ba_center, ba_width),
-        "bl": bone_length_limit_loss(out.bone_length_ratios, bl_limit),
+        "bl": bone_length_limit_loss(out.learned_length_ratios, bl_limit),
     }
 
 

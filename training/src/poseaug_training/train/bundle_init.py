@@ -102,8 +102,9 @@ def augmentor_state(path: Path, config: dict[str, Any]) -> dict[str, torch.Tenso
         if k.startswith(AUGMENTOR_PREFIX)
     }
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    # The BL limit and depth floor are constructor arguments too, folded into the graph.
-    missing = [k for k in missing if k not in ("bl.limit", "rt.min_depth")]
+    # The BL limit, depth floor and body prior are constructor arguments too (the manifest's
+    # augmentor config), folded into the graph.
+    missing = [k for k in missing if k not in ("bl.limit", "rt.min_depth", "bl.body_prior")]
     if missing:
         raise ValueError(f"{path} lacks weights for {missing[:4]}")
     return {k: state.get(k, v) for k, v in own.items()}

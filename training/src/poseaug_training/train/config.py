@@ -63,6 +63,7 @@ class TrainConfig:
     rt_mode: str = "free"
     max_tilt_deg: float = 60.0
     bl_limit: float = 0.2  # BL's hard bound on each group's length change (tanh scale)
+    bl_bodies: bool = False  # BL draws other bodies (data/body_shapes.TRAIN_BODIES) first
     bl_reg_limit: float = 0.1  # BL regularizer: squared change beyond this is penalized
     w_rom: float = 0.0  # weight of the joint range-of-motion penalty on BA's output
     # BA regularizer: the mean per-bone 1 - cos of BA's change kept within centre +- width

@@ -25,12 +25,18 @@ augmented 2D inherit the source pair's detector error (`transfer_2d_error`).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import torch
 import torch.distributed as tdist
 from torch import nn
 
+from poseaug_training.data.body_shapes import (
+    BODY_DRAWS,
+    TRAIN_BODIES,
+    bodies_from_normal,
+)
 from poseaug_training.data.camera import (
     inside_image,
     normalize_screen,
@@ -44,6 +50,7 @@ from poseaug_training.data.wild_pairs import WildBatcher, encode_rays
 from poseaug_training.models import TEMPORAL
 from poseaug_training.models.ray_lifter import perspective_normalize
 from poseaug_training.poseaug.augmentor import Augmentor, AugmentorOutput
+from poseaug_training.poseaug.bone_length_op import apply_bone_length
 from poseaug_training.poseaug.clip_augment import augment_clip
 from poseaug_training.poseaug.history_pool import HistoryPool
 from poseaug_training.poseaug.joint_limits import outside_joint_limits, range_of_motion_excess
@@ -129,8 +136,12 @@ class PoseAugStep:
         self.t = trainer
         dev = trainer.device
         torch.manual_seed(cfg.seed + 1)
+        self.bodies = TRAIN_BODIES if cfg.bl_bodies else None
         self.augmentor = Augmentor(
-            bl_limit=cfg.bl_limit, rt_mode=cfg.rt_mode, max_tilt_deg=cfg.max_tilt_deg
+            bl_limit=cfg.bl_limit,
+            rt_mode=cfg.rt_mode,
+            max_tilt_deg=cfg.max_tilt_deg,
+            bl_bodies=None if self.bodies is None else asdict(self.bodies),
         ).to(dev)
         self.gravity = cfg.rt_mode == "gravity"
         if self.gravity and not (cfg.wild and cfg.estimator not in TEMPORAL):
@@ -250,9 +261,7 @@ class PoseAugStep:
         if step % cfg.d_every == 0:
             fake3d = self.pool3d(out.pose_ba.detach())
             fake2d = self.pool2d(view_rt.detach())
-            real2d = (
-                batch.kp2d if self.wild is None else shape_2d(batch.pose3d + batch.root[:, None])
-            )
+            real2d = batch.kp2d if self.wild is None else shape_2d(self._real(batch))
             loss_d3d = lsgan_discriminator_loss(self.d3d(batch.pose3d), self.d3d(fake3d))
             loss_d2d = lsgan_discriminator_loss(self.d2d(real2d), self.d2d(fake2d))
             self.opt_d.zero_grad(set_to_none=True)
@@ -281,6 +290,18 @@ class PoseAugStep:
             )
             logs["aug_kept"] = len(aug_kp) / len(batch)
         return logs
+
+    def _real(self, batch: PoseSet) -> torch.Tensor:
+        """The 2D critic's real poses (camera frame, absolute): the batch's, each on a body
+        drawn from BL's prior when it has one, so the critic holds BL's bodies to real
+        joint angles and the prior's proportions instead of to Human3.6M's five adults."""
+        pose = batch.pose3d
+        if self.bodies is not None:
+            z = torch.randn(
+                len(pose), BODY_DRAWS, generator=self.noise.generator, device=pose.device
+            )
+            pose = apply_bone_length(pose, bodies_from_normal(z, self.bodies))
+        return pose + batch.root[:, None]
 
     def _augment(self, batch: PoseSet, noise: tuple[torch.Tensor, ...]) -> AugmentorOutput:
         """The augmentor on a batch, its poses in the batch's cameras. Gravity mode reads each
