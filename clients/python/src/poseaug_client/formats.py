@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client.contract import H36M_JOINT_NAMES, H36M_PARENTS, NUM_JOINTS  # noqa: F401
+from poseaug_client.contract import (  # noqa: F401
+    COCO_NAMES,
+    H36M_JOINT_NAMES,
+    H36M_PARENTS,
+    MPII_NAMES,
+    NUM_JOINTS,
+)
 from poseaug_client.errors import invalid_argument
 
 #: User-facing format name -> (enum value, joints per pose).
@@ -15,6 +21,12 @@ KEYPOINT_FORMATS: dict[str, tuple[int, int]] = {
     "mpii16": (poseaug_pb2.KEYPOINT_FORMAT_MPII_16, 16),
 }
 _FORMAT_NAMES = {value: name for name, (value, _) in KEYPOINT_FORMATS.items()}
+#: User-facing format name -> its joint names, in order.
+KEYPOINT_NAMES: dict[str, tuple[str, ...]] = {
+    "h36m17": H36M_JOINT_NAMES,
+    "coco17": COCO_NAMES,
+    "mpii16": MPII_NAMES,
+}
 
 #: User-facing op name -> enum value, in the fixed order the augmentor applies them.
 AUGMENT_OPS: dict[str, int] = {
