@@ -59,6 +59,7 @@ class Browser:
         self._buffer = b""
         self._next_id = 0
         self.session: str | None = None
+        self.events: list[dict[str, Any]] = []  # everything the browser sent unasked
 
     def _read_message(self, deadline: float) -> dict[str, Any]:
         while b"\0" not in self._buffer:
@@ -84,7 +85,9 @@ class Browser:
         deadline = time.monotonic() + timeout
         while True:
             reply = self._read_message(deadline)
-            if reply.get("id") == self._next_id:
+            if "id" not in reply:
+                self.events.append(reply)
+            elif reply["id"] == self._next_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
@@ -118,6 +121,14 @@ class Browser:
     def save_screenshot(self, path: Path) -> None:
         data = base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])
         path.write_bytes(data)
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the page asked the network layer for since it was opened."""
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
 
     def mouse(self, kind: str, x: float, y: float, **extra: Any) -> None:
         self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, **extra)
@@ -170,7 +181,7 @@ def open_page(url: str, width: int = 1000, height: int = 640) -> Iterator[Browse
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         close_fds=False,
-        preexec_fn=wire_pipes,  # noqa: PLW1509 - single-threaded test helper
+        preexec_fn=wire_pipes,  # the tests start browsers from one thread
     )
     os.close(to_browser_r)
     os.close(from_browser_w)
@@ -190,6 +201,7 @@ def open_page(url: str, width: int = 1000, height: int = 640) -> Iterator[Browse
         )
         browser.send("Page.enable")
         browser.send("Runtime.enable")
+        browser.send("Network.enable")
         browser.send("Page.navigate", url=url)
         yield browser
     finally:

@@ -59,7 +59,7 @@ HELP = "drag to turn, wheel to zoom, arrow keys step"
 
 def render(scene: dict[str, object], title: str, subtitle: str = "") -> str:
     """The page of a scene from scene.py."""
-    data = json.dumps(scene, separators=(",", ":")).replace("</", "<\\/")
+    data = json.dumps(scene, separators=(",", ":")).replace("<", "\\u003c")  # no tag inside
     script = resources.files(__package__).joinpath("viewer.js").read_text(encoding="utf-8")
     return _PAGE.substitute(
         title=html.escape(title),

@@ -192,12 +192,12 @@
       }
     });
     bones.sort(function (u, v) { return v.a[2] + v.b[2] - u.a[2] - u.b[2]; });
-    ctx.lineCap = "round";
     bones.forEach(function (bone) {
       if (bone.a[2] < NEAR || bone.b[2] < NEAR) return;
       ctx.strokeStyle = COLOURS[bone.side];
       ctx.lineWidth = Math.max(1.5, (LIMB_MM * focal(w, h)) / ((bone.a[2] + bone.b[2]) / 2));
       ctx.setLineDash(bone.dashed ? [5, 5] : []);
+      ctx.lineCap = bone.dashed ? "butt" : "round";
       ctx.beginPath();
       ctx.moveTo(bone.a[0], bone.a[1]);
       ctx.lineTo(bone.b[0], bone.b[1]);
