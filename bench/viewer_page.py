@@ -1,10 +1,11 @@
 """Size of a viewer page (`poseaug lift --html`): two tracks over many frames.
 
 The motion is the example clip's own (examples/two_people_walking/make_clip.py, the same
-procedural walkers, run for --frames frames at 50 fps), taken root-relative as the service
-answers it and put back where each person stood, with 3% of the joints marked inferred, as a
-lift's page holds them. Prints the page's bytes, what its data and its script take, and the
-bytes per pose; gzip for comparison (a page is opened from disk, not served compressed).
+procedural walkers, run for --frames frames at 50 fps), mapped to H36M-17 as the server maps
+COCO-17, taken root-relative as the service answers it and put back where each person stood,
+with 3% of the joints marked inferred, as a lift's page holds them. Prints the page's bytes,
+what its data and its script take, and the bytes per pose; gzip for comparison (a page is
+opened from disk, not served compressed).
 
     python bench/viewer_page.py [--frames 1000] [--out page.html]
 """
@@ -19,18 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
+from poseaug.v1 import poseaug_pb2
 from poseaug_client.viewer import render, track_scene
+from poseaug_service.keypoint_formats import FORMATS, to_h36m
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def example_walkers(frames: int) -> np.ndarray:
-    """[2, frames, 17, 3] camera-frame joints of the example clip's two walkers."""
+    """[2, frames, 17, 3] camera-frame H36M-17 joints of the example clip's two walkers."""
     path = REPO / "examples" / "two_people_walking" / "make_clip.py"
     spec = importlib.util.spec_from_file_location("make_clip", path)
     clip = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(clip)
-    return np.stack([clip.to_camera(clip.walk(person, frames)) for person in clip.PEOPLE])
+    coco = np.stack([clip.to_camera(clip.walk(person, frames)) for person in clip.PEOPLE])
+    return to_h36m(coco.reshape(-1, 17, 3), FORMATS[poseaug_pb2.KEYPOINT_FORMAT_COCO_17][1])
 
 
 def main() -> None:
@@ -38,7 +42,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="also write the page here")
     args = parser.parse_args()
-    joints = example_walkers(args.frames).reshape(-1, 17, 3)  # track 1's frames, then 2's
+    joints = example_walkers(args.frames)  # track 1's frames, then track 2's
     roots = joints[:, 0].copy()
     poses = joints - roots[:, None]
     tracks = np.repeat([1, 2], args.frames)

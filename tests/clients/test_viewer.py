@@ -19,7 +19,7 @@ from poseaug_client.cli import main
 from poseaug_client.contract import COCO_NAMES, H36M_JOINT_NAMES, H36M_PARENTS
 from poseaug_client.viewer import augment_scene, render, root_translations, track_scene
 from poseaug_client.viewer.codec import decode_ints, encode_bits, encode_ints
-from poseaug_client.viewer.scene import upright
+from poseaug_client.viewer.scene import smooth_along_tracks, upright
 from tests.clients.conftest import DEFAULT_MODEL
 
 HIP, THORAX = H36M_JOINT_NAMES.index("hip"), H36M_JOINT_NAMES.index("thorax")
@@ -114,6 +114,23 @@ def test_root_translations_recover_where_each_pose_stood() -> None:
     coco[:, COCO_NAMES.index("left_wrist")] = 5.0  # a wild detection the lifter did not use
     coco_seen[:, COCO_NAMES.index("left_wrist")] = False
     assert np.allclose(root_translations(poses, coco, coco_seen, COCO_NAMES), roots, atol=1e-6)
+
+
+def test_roots_are_smoothed_along_each_track_in_frame_order() -> None:
+    """A steady walk keeps its path; frame-to-frame jumps of depth are taken out."""
+    rng = np.random.default_rng(4)
+    frames = np.concatenate([np.arange(60), np.arange(40)])  # two tracks, interleaved below
+    tracks = np.array([1] * 60 + [2] * 40)
+    walk = np.stack([frames * 0.02, np.zeros(100), 5 + tracks + frames * 0.01], axis=1)
+    noisy = walk + rng.normal(0, 0.15, walk.shape) * [0, 0, 1]
+    order = rng.permutation(100)
+    smooth = np.empty_like(walk)
+    smooth[order] = smooth_along_tracks(noisy[order], tracks[order], frames[order])
+    inner = (frames >= 5) & (frames < np.where(tracks == 1, 55, 35))
+    assert np.allclose(smooth[:, :2], walk[:, :2])  # x and y were exact: still exact
+    assert np.std(smooth[inner, 2] - walk[inner, 2]) < 0.5 * np.std(noisy[:, 2] - walk[:, 2])
+    steps = np.diff(smooth[tracks == 1, 2])
+    assert np.std(steps) < 0.25 * np.std(np.diff(noisy[tracks == 1, 2]))
 
 
 def test_track_scene_keeps_frames_tracks_and_inferred_joints() -> None:

@@ -16,13 +16,19 @@ from poseaug_client.files import (
     LiftInput,
     check_input,
     check_output,
+    frame_order,
     load_arrays,
     read_poses3d,
 )
 from poseaug_client.formats import H36M_JOINT_NAMES, KEYPOINT_NAMES
 from poseaug_client.jobs import DEFAULT_IMAGE_SIZE
 from poseaug_client.viewer.page import render, write_page
-from poseaug_client.viewer.scene import augment_scene, root_translations, track_scene
+from poseaug_client.viewer.scene import (
+    augment_scene,
+    root_translations,
+    smooth_along_tracks,
+    track_scene,
+)
 
 
 def add_html_option(parser: argparse.ArgumentParser) -> None:
@@ -204,8 +210,8 @@ def _roots(
 ) -> np.ndarray:
     """[N, 3] where each lifted pose stands in the camera frame: its root-relative pose moved
     onto the rays of its keypoints (camera: the request's, else the default one of the image
-    size that the camera-aware lifters assumed). Distortion is ignored: this only places
-    people in the viewer."""
+    size that the camera-aware lifters assumed), then smoothed along each track. Distortion
+    is ignored: this only places people in the viewer."""
     n = len(poses)
     if isinstance(camera, Camera):
         cameras = [camera] * n
@@ -223,4 +229,8 @@ def _roots(
         for k, name in enumerate(names):
             if name in H36M_JOINT_NAMES:
                 seen[:, k] = inferred[:, H36M_JOINT_NAMES.index(name)] < 0.5
-    return root_translations(poses, rays, seen, names)
+    roots = root_translations(poses, rays, seen, names)
+    frames = np.arange(n) if source.track_ids is None else frame_order(source).argsort()
+    return (
+        roots if source.track_ids is None else smooth_along_tracks(roots, source.track_ids, frames)
+    )

@@ -75,6 +75,24 @@ def root_translations(
     return np.linalg.solve(normal, np.einsum("nkri,nkr->ni", rows * w, rhs)[..., None])[..., 0]
 
 
+def smooth_along_tracks(
+    values: np.ndarray, track_ids: np.ndarray | None, frames: np.ndarray, window: int = 11
+) -> np.ndarray:
+    """[N, C] values with a running median over `window` frames of each track (in frame
+    order; edges repeat), e.g. root positions: a depth from one frame's keypoints jumps by
+    10-20 cm from frame to frame, which a person walking does not."""
+    tracks = np.zeros(len(values), dtype=np.int64) if track_ids is None else track_ids
+    out = np.array(values, dtype=np.float64)
+    half = window // 2
+    for track in np.unique(tracks):
+        mine = np.flatnonzero(tracks == track)
+        mine = mine[np.argsort(frames[mine], kind="stable")]
+        padded = np.pad(out[mine], ((half, half), (0, 0)), mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
+        out[mine] = np.median(windows, axis=-1)
+    return out
+
+
 def _frame_index(
     track_ids: np.ndarray, frame_ids: Sequence[object] | None
 ) -> tuple[np.ndarray, list[object] | None]:
@@ -131,6 +149,14 @@ def track_scene(
     else:  # one floor for everyone: under the lowest feet, a stray joint or two aside
         points[..., 1] -= np.percentile(points[..., 1].min(axis=1), 2)
     millimetres = np.round(points * 1000).astype(np.int64)
+    # Per frame, how far the figures of that frame reach from their middle: the view follows
+    # the people, so it needs to hold one frame, not the whole walk.
+    low = np.full((int(frames.max()) + 1, 3), np.inf)
+    high = np.full_like(low, -np.inf)
+    np.minimum.at(low, frames, points.min(axis=1))
+    np.maximum.at(high, frames, points.max(axis=1))
+    seen = np.isfinite(low[:, 0])
+    reach = np.linalg.norm(high[seen] - low[seen], axis=1) / 2
     entries = []
     for track in ids:
         mine = np.flatnonzero(tracks == track)
@@ -151,7 +177,8 @@ def track_scene(
         "frame_labels": labels,
         "fps": fps,
         "tracks": entries,
-        **_framing(points),
+        "height": round(float(np.median(points[..., 1])) * 1000),
+        "radius": round((float(np.percentile(reach, 90)) + 0.5) * 1000),
     }
 
 
@@ -185,16 +212,6 @@ def augment_scene(
         "augmented": encode_ints(np.round(aug * 1000)),
         "keypoints": encode_ints(np.round(np.asarray(keypoints2d, dtype=np.float64))),
         "image": None if image_size is None else [int(image_size[0]), int(image_size[1])],
-        **_framing(np.concatenate([src, aug])),
+        "height": round(float(np.median(src[..., 1])) * 1000),
+        "radius": round((PAIR_OFFSET_M + 1.2) * 1000),
     }
-
-
-def _framing(points: np.ndarray) -> dict[str, object]:
-    """Where the view looks at first (mm): the middle of the scene above the floor, and a
-    radius that holds it."""
-    flat = points.reshape(-1, 3)
-    low, high = np.percentile(flat, 1, axis=0), np.percentile(flat, 99, axis=0)
-    centre = (low + high) / 2
-    centre[1] = max(high[1] / 2, 0.0)
-    radius = float(np.linalg.norm(high - low) / 2) + 0.3
-    return {"centre": np.round(centre * 1000).astype(int).tolist(), "radius": round(radius * 1000)}

@@ -9,7 +9,7 @@
   const JOINTS = skeleton.names.length;
   const PER_POSE = JOINTS * 3;
   const COLOURS = { L: "#1f6fd1", R: "#e4572e", C: "#4d4d4d" };
-  const GRID_STEP = 500; // mm
+  const GRID_STEP = 500; // mm, doubled until at most 24 lines span the view
   const NEAR = 100; // mm in front of the eye
   const LIMB_MM = 35; // drawn thickness of a bone
   const JOINT_MM = 30; // drawn radius of a joint
@@ -103,6 +103,27 @@
     };
   }
 
+  // Where the view looks at each step: the middle of its figures' roots on the floor plane,
+  // averaged over a second of steps so the view glides along with the people.
+  const targets = (function () {
+    const raw = steps.map(function (step) {
+      if (!step.figures.length) return null;
+      let x = 0, z = 0;
+      step.figures.forEach(function (fig) { x += fig.points[0]; z += fig.points[2]; });
+      return [x / step.figures.length, z / step.figures.length];
+    });
+    const half = data.mode === "tracks" ? Math.round(data.fps / 2) : 0;
+    let last = [0, 0];
+    return raw.map(function (_, i) {
+      let x = 0, z = 0, n = 0;
+      for (let k = Math.max(0, i - half); k <= Math.min(raw.length - 1, i + half); k++) {
+        if (raw[k]) { x += raw[k][0]; z += raw[k][1]; n++; }
+      }
+      if (n) last = [x / n, data.height, z / n];
+      return last;
+    });
+  })();
+
   // --- View state and projection ---------------------------------------------------------
   const view = { yaw: -0.5, pitch: 0.3, distance: data.radius * 2.0, step: 0, playing: false };
   const canvas = document.getElementById("view3d");
@@ -110,9 +131,10 @@
   const ctx = canvas.getContext("2d");
 
   function project(x, y, z, w, h) {
-    const dx = x - data.centre[0];
-    const dy = y - data.centre[1];
-    const dz = z - data.centre[2];
+    const target = targets[view.step] || [0, data.height, 0];
+    const dx = x - target[0];
+    const dy = y - target[1];
+    const dz = z - target[2];
     const cy = Math.cos(view.yaw);
     const sy = Math.sin(view.yaw);
     const cp = Math.cos(view.pitch);
@@ -143,13 +165,17 @@
   }
 
   function drawGrid(w, h) {
-    const reach = Math.ceil((data.radius * 1.2) / GRID_STEP) * GRID_STEP;
-    const x0 = Math.round(data.centre[0] / GRID_STEP) * GRID_STEP;
-    const z0 = Math.round(data.centre[2] / GRID_STEP) * GRID_STEP;
+    // Lines on the world's grid, as many as the view holds around where it looks.
+    const target = targets[view.step] || [0, 0, 0];
+    let step = GRID_STEP;
+    while ((data.radius * 5) / step > 24) step *= 2;
+    const reach = Math.ceil((data.radius * 2.5) / step) * step;
+    const x0 = Math.round(target[0] / step) * step;
+    const z0 = Math.round(target[2] / step) * step;
     ctx.lineWidth = 1;
     ctx.strokeStyle = "#d5d5d5";
     const pieces = 24;
-    for (let k = -reach; k <= reach; k += GRID_STEP) {
+    for (let k = -reach; k <= reach; k += step) {
       for (const along of [true, false]) {
         ctx.beginPath();
         for (let i = 0; i < pieces; i++) {
