@@ -113,7 +113,7 @@
       return [x / step.figures.length, z / step.figures.length];
     });
     const half = data.mode === "tracks" ? Math.round(data.fps / 2) : 0;
-    let last = [0, 0];
+    let last = [0, data.height, 0];
     return raw.map(function (_, i) {
       let x = 0, z = 0, n = 0;
       for (let k = Math.max(0, i - half); k <= Math.min(raw.length - 1, i + half); k++) {
