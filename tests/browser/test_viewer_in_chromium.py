@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from poseaug_client.contract import H36M_JOINT_NAMES
 from poseaug_client.viewer import augment_scene, render, track_scene, write_page
 from tests.support.browser import Browser, chromium_path, open_page
+from tests.support.figures import people
 
 VIEWER_JS = Path(__import__("poseaug_client.viewer", fromlist=["x"]).__file__).with_name(
     "viewer.js"
@@ -60,28 +60,7 @@ def chromium() -> str:
 
 
 def walking(frames: int, seed: int) -> np.ndarray:
-    """Root-relative people in the camera frame (y down) swinging arms and legs."""
-    rng = np.random.default_rng(seed)
-    pose = np.zeros((17, 3))
-    layout = {
-        "right_hip": (0.13, 0.0), "right_knee": (0.15, 0.45), "right_ankle": (0.15, 0.9),
-        "left_hip": (-0.13, 0.0), "left_knee": (-0.15, 0.45), "left_ankle": (-0.15, 0.9),
-        "spine": (0, -0.25), "thorax": (0, -0.5), "neck_nose": (0, -0.6), "head": (0, -0.72),
-        "left_shoulder": (-0.2, -0.48), "left_elbow": (-0.25, -0.2), "left_wrist": (-0.27, 0.05),
-        "right_shoulder": (0.2, -0.48), "right_elbow": (0.25, -0.2), "right_wrist": (0.27, 0.05),
-    }  # fmt: skip
-    for name, (x, y) in layout.items():
-        pose[H36M_JOINT_NAMES.index(name)] = (x, y, 0.0)
-    poses = np.repeat(pose[None], frames, axis=0)
-    swing = 0.3 * np.sin(np.arange(frames) / 3 + seed)
-    for name, sign in (
-        ("left_wrist", 1),
-        ("right_wrist", -1),
-        ("left_ankle", -1),
-        ("right_ankle", 1),
-    ):
-        poses[:, H36M_JOINT_NAMES.index(name), 2] += sign * swing
-    return poses + rng.normal(0, 0.01, poses.shape) * (np.arange(17) > 0)[:, None]
+    return people(frames, seed, swing=0.3, jitter=0.01)
 
 
 def tracks_page(path: Path, inferred: bool = False, tracks: int = 2) -> Path:

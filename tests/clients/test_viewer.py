@@ -21,28 +21,9 @@ from poseaug_client.viewer import augment_scene, render, root_translations, trac
 from poseaug_client.viewer.codec import decode_ints, encode_bits, encode_ints
 from poseaug_client.viewer.scene import smooth_along_tracks, upright
 from tests.clients.conftest import DEFAULT_MODEL
+from tests.support.figures import people
 
 HIP, THORAX = H36M_JOINT_NAMES.index("hip"), H36M_JOINT_NAMES.index("thorax")
-
-
-def standing_poses(n: int, seed: int = 0) -> np.ndarray:
-    """n root-relative people standing upright in the camera frame (y down), 1.7 m tall-ish:
-    the hip at the origin, head up (negative y), feet down, a little random sway."""
-    rng = np.random.default_rng(seed)
-    base = np.zeros((17, 3))
-    height = {
-        "right_hip": 0.0, "right_knee": 0.45, "right_ankle": 0.9,
-        "left_hip": 0.0, "left_knee": 0.45, "left_ankle": 0.9,
-        "spine": -0.25, "thorax": -0.5, "neck_nose": -0.6, "head": -0.7,
-        "left_shoulder": -0.48, "left_elbow": -0.2, "left_wrist": 0.05,
-        "right_shoulder": -0.48, "right_elbow": -0.2, "right_wrist": 0.05,
-    }  # fmt: skip
-    for name, y in height.items():
-        j = H36M_JOINT_NAMES.index(name)
-        side = -1 if name.startswith("left") else 1 if name.startswith("right") else 0
-        base[j] = (side * (0.12 if "hip" in name or "knee" in name or "ankle" in name else 0.2),
-                   y, 0.0)  # fmt: skip
-    return base + rng.normal(0, 0.02, (n, 17, 3)) * (np.arange(17) > 0)[:, None]
 
 
 def rotation_x(degrees: float) -> np.ndarray:
@@ -85,7 +66,7 @@ def test_bits_are_packed_most_significant_first() -> None:
 @pytest.mark.parametrize("tilt", [0.0, 25.0, -40.0])
 def test_upright_turns_the_spine_up(tilt: float) -> None:
     """A camera pitched by `tilt` sees people leaning; the viewer stands them up (y up)."""
-    poses = standing_poses(20) @ rotation_x(tilt).T
+    poses = people(20) @ rotation_x(tilt).T
     turned = poses @ upright(poses).T
     spine = turned[:, THORAX] - turned[:, HIP]
     up = spine.mean(0) / np.linalg.norm(spine.mean(0))
@@ -96,7 +77,7 @@ def test_upright_turns_the_spine_up(tilt: float) -> None:
 
 
 def test_root_translations_recover_where_each_pose_stood() -> None:
-    poses = standing_poses(6, seed=1)
+    poses = people(6, seed=1)
     roots = np.stack([np.linspace(-2, 2, 6), np.full(6, 0.4), np.linspace(4, 9, 6)], axis=1)
     camera = Camera(1400, 1300, 960, 540)
     points = poses + roots[:, None]
@@ -134,7 +115,7 @@ def test_roots_are_smoothed_along_each_track_in_frame_order() -> None:
 
 
 def test_track_scene_keeps_frames_tracks_and_inferred_joints() -> None:
-    poses = standing_poses(7)
+    poses = people(7)
     tracks = np.array([5, 9, 5, 9, 5, 5, 9])
     image_ids = [10, 10, 11, 12, 12, 14, 14]  # track 9 is missing from frames 11 and 13 on
     inferred = np.zeros((7, 17), dtype=np.float32)
@@ -162,7 +143,7 @@ def test_track_scene_keeps_frames_tracks_and_inferred_joints() -> None:
 
 
 def test_track_scene_without_tracks_shows_each_image_and_each_pose() -> None:
-    poses = standing_poses(5)
+    poses = people(5)
     by_image = track_scene(poses, None, ["a", "a", "b", "a", "c"])
     assert by_image["frames"] == 3 and by_image["frame_labels"] == ["a", "b", "c"]
     assert [t["count"] for t in by_image["tracks"]] == [3, 1, 1]  # up to 3 people per image
@@ -171,7 +152,7 @@ def test_track_scene_without_tracks_shows_each_image_and_each_pose() -> None:
 
 
 def test_track_scene_with_roots_puts_people_where_they_stood() -> None:
-    poses = standing_poses(2)
+    poses = people(2)
     roots = np.array([[-1.0, 0.5, 6.0], [1.5, 0.5, 8.0]])
     scene = track_scene(poses, np.array([1, 2]), [1, 1], roots=roots)
     (_, a), (_, b) = decoded_tracks(scene)
@@ -180,7 +161,7 @@ def test_track_scene_with_roots_puts_people_where_they_stood() -> None:
 
 
 def test_augment_scene_pairs_each_row_with_its_source() -> None:
-    sources = standing_poses(3)
+    sources = people(3)
     rng = np.random.default_rng(2)
     augmented = np.repeat(sources, 2, axis=0) + rng.normal(0, 0.05, (6, 17, 3))
     augmented[..., 2] += 5.0
@@ -197,7 +178,7 @@ def test_augment_scene_pairs_each_row_with_its_source() -> None:
 
 
 def test_page_is_one_self_contained_file() -> None:
-    scene = track_scene(standing_poses(3), np.array([1, 1, 2]), [0, 1, 0])
+    scene = track_scene(people(3), np.array([1, 1, 2]), [0, 1, 0])
     scene["frame_labels"] = ["</script><script>alert(1)</script>", 1]
     page = render(scene, "a <clip>", "two tracks")
     assert "<title>a &lt;clip&gt;</title>" in page
