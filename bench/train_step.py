@@ -20,6 +20,7 @@ import torch
 
 from poseaug_training.data.detector_noise import SWAP_PAIRS, DetectorErrorModel
 from poseaug_training.data.pairs import PoseSet
+from poseaug_training.data.virtual_cameras import LEVEL_FROM_WORLD
 from poseaug_training.data.wild_pairs import WildBatcher, WildSource
 from poseaug_training.train.config import TrainConfig
 from poseaug_training.train.distributed import DistInfo
@@ -36,6 +37,7 @@ def synthetic_rows(n: int) -> WildSource:
         cam_pose=cam,
         cam_root=pairs.root,
         cam_intrinsics=pairs.intrinsics,
+        cam_rotation=LEVEL_FROM_WORLD.float().expand(n, 3, 3).clone(),
         det_rays=(cam + pairs.root[:, None])[..., :2] / (cam + pairs.root[:, None])[..., 2:],
         has_det=torch.ones(n, dtype=torch.bool),
         action=pairs.action,

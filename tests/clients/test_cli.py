@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from poseaug_client import Camera
 from poseaug_client.cli import main
 from tests.clients.conftest import DEFAULT_MODEL, LIFT_ONLY_MODEL
 from tests.support.server import free_port
@@ -159,6 +160,55 @@ def test_augment_streamed_with_progress_camera_and_ops(
     with np.load(tmp_path / "out.npz") as result:
         np.testing.assert_array_equal(result["keypoints"], expected.keypoints2d)
         assert "bone_angle_offsets" not in result.files
+
+
+def test_augment_camera_fov_and_output_options(server, client, poses3d, tmp_path, capsys) -> None:
+    np.save(tmp_path / "in.npy", poses3d)
+    base = ["augment", "--server", server.address, "--input", tmp_path / "in.npy", "--seed", "2"]
+    code, _, _ = poseaug(
+        capsys, *base, "--camera", "1500,1500,960,540", "--image-size", "1920x1080",
+        "--keypoint-format", "coco17", "--redraw-implausible", "--max-tilt", "45",
+        "--output", tmp_path / "a.npz",
+    )  # fmt: skip
+    assert code == 0
+    camera = Camera(1500, 1500, 960, 540, 1920, 1080)
+    expected = client.augment(
+        poses3d, seed=2, camera=camera, keypoint_format="coco17", redraw_implausible=True,
+        max_tilt_deg=45,
+    )  # fmt: skip
+    with np.load(tmp_path / "a.npz") as result:
+        np.testing.assert_array_equal(result["pose3d"], expected.poses3d)
+        np.testing.assert_array_equal(result["keypoints"], expected.keypoints2d)
+        np.testing.assert_array_equal(
+            result["outside_joint_limits"], expected.params["outside_joint_limits"]
+        )
+        assert str(result["keypoint_format"]) == "coco17"
+    code, _, _ = poseaug(
+        capsys, *base, "--fov", "90", "--image-size", "1280x720", "--placement", "learned",
+        "--output", tmp_path / "b.npz",
+    )  # fmt: skip
+    assert code == 0
+    fov = Camera.from_fov(1280, 720, 90)
+    expected = client.augment(poses3d, seed=2, camera=fov, placement="learned")
+    with np.load(tmp_path / "b.npz") as result:
+        np.testing.assert_array_equal(result["keypoints"], expected.keypoints2d)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--camera", "1500,1500,960,540"], "--camera needs the image size"),
+        (["--image-size", "640x480"], "--image-size goes with --camera or --fov"),
+        (["--camera", "500,500,320,240,640,480", "--image-size", "800x600"], "differ"),
+    ],
+)
+def test_augment_camera_needs_its_size(server, poses3d, tmp_path, extra, message) -> None:
+    np.save(tmp_path / "in.npy", poses3d)
+    result = poseaug_process(
+        "augment", "--server", server.address, "--input", tmp_path / "in.npy",
+        "--output", tmp_path / "out.npz", *extra,
+    )  # fmt: skip
+    assert_one_line_error(result, 1, message)
 
 
 @pytest.mark.parametrize("command", ["lift", "augment"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client import H36M_JOINT_NAMES, PoseAugClient, PoseAugError
+from poseaug_client import H36M_JOINT_NAMES, Camera, PoseAugClient, PoseAugError
 from tests.clients.conftest import DEFAULT_MODEL, LIFT_ONLY_MODEL
 from tests.clients.helpers import raw_augment, raw_lift, request_count
 
@@ -106,7 +106,15 @@ def test_augment_returns_poses_projections_and_parameters(client, server, poses3
     result = client.augment(poses3d, count=3, seed=11)
     poses, keypoints2d, params = result  # a tuple, as documented
     assert poses.shape == (33, 17, 3) and keypoints2d.shape == (33, 17, 2)
-    assert set(params) == {"bone_angle_offsets", "bone_length_ratios", "rotation", "translation"}
+    assert set(params) == {
+        "bone_angle_offsets",
+        "bone_length_ratios",
+        "rotation",
+        "translation",
+        "outside_joint_limits",
+    }
+    assert result.outside_joint_limits.shape == (33,)
+    assert result.outside_joint_limits.dtype == bool
     assert params["bone_angle_offsets"].shape == (33, 16, 3)
     assert params["bone_length_ratios"].shape == (33, 16)
     np.testing.assert_array_equal(poses, raw_augment(server, poses3d, 3, 11))
@@ -115,15 +123,37 @@ def test_augment_returns_poses_projections_and_parameters(client, server, poses3
 
 
 def test_augment_ops_and_camera(client, poses3d) -> None:
+    always = {"translation", "outside_joint_limits"}  # where each pose is, and the check
     only_bl = client.augment(poses3d, ops="bl")
-    assert set(only_bl.params) == {"bone_length_ratios"}
+    assert set(only_bl.params) == {"bone_length_ratios", *always}
     only_rt = client.augment(poses3d, ops=["RT"])
-    assert set(only_rt.params) == {"rotation", "translation"}
+    assert set(only_rt.params) == {"rotation", *always}
     camera = {"fx": 500.0, "fy": 500.0, "cx": 320.0, "cy": 240.0, "width": 640, "height": 480}
-    default_cam = client.augment(poses3d, seed=4)
-    other_cam = client.augment(poses3d, seed=4, camera=camera)
+    # With the augmentor's own placement the camera only changes the projection ...
+    default_cam = client.augment(poses3d, seed=4, placement="learned")
+    other_cam = client.augment(poses3d, seed=4, camera=camera, placement="learned")
     np.testing.assert_array_equal(other_cam.poses3d, default_cam.poses3d)
     assert not np.allclose(other_cam.keypoints2d, default_cam.keypoints2d)
+    # ... by default each body is placed in that camera's image: a Camera works like a mapping.
+    placed = client.augment(poses3d, seed=4, camera=Camera(500, 500, 320, 240, 640, 480))
+    np.testing.assert_array_equal(
+        placed.poses3d, client.augment(poses3d, seed=4, camera=camera).poses3d
+    )
+    assert ((placed.keypoints2d >= 0) & (placed.keypoints2d <= [640, 480])).all()
+    assert not np.allclose(placed.poses3d[:, 0], other_cam.poses3d[:, 0])
+
+
+def test_augment_options_reach_the_server(client, poses3d) -> None:
+    camera = Camera(1500, 1500, 960, 540, 1920, 1080)
+    coco = client.augment(poses3d, count=2, seed=1, camera=camera, keypoint_format="coco17")
+    h36m = client.augment(poses3d, count=2, seed=1, camera=camera)
+    np.testing.assert_array_equal(coco.keypoints2d[:, 0], h36m.keypoints2d[:, 9])  # nose
+    upright = client.augment(poses3d, count=2, seed=1, camera=camera, max_tilt_deg=0)
+    assert not np.array_equal(upright.poses3d, h36m.poses3d)
+    again = client.augment(poses3d, count=2, seed=1, camera=camera, redraw_implausible=True)
+    assert again.outside_joint_limits.sum() <= h36m.outside_joint_limits.sum()
+    streamed = list(client.augment_stream(poses3d, count=2, seed=1, camera=camera, chunk_size=5))
+    np.testing.assert_array_equal(np.concatenate([c.poses3d for c in streamed]), h36m.poses3d)
 
 
 def test_augment_over_the_limit_streams_and_matches_one_call(server, poses3d) -> None:
@@ -161,6 +191,10 @@ def test_augment_needs_a_bundle_with_an_augmentor(client, poses3d) -> None:
         (lambda c: c.augment(np.zeros((2, 17, 3)), ops="xx"), "ops"),
         (lambda c: c.augment(np.zeros((2, 17, 3)), seed=-1), "seed"),
         (lambda c: c.augment(np.zeros((2, 17, 3)), camera={"f": 1}), "camera"),
+        (lambda c: c.augment(np.zeros((2, 17, 3)), camera=[{"fx": 1}] * 2), "camera"),
+        (lambda c: c.augment(np.zeros((2, 17, 3)), placement="floor"), "placement"),
+        (lambda c: c.augment(np.zeros((2, 17, 3)), max_tilt_deg=190), "max_tilt_deg"),
+        (lambda c: c.augment(np.zeros((2, 17, 3)), keypoint_format="mpii16"), "keypoint_format"),
     ],
 )
 def test_bad_input_is_invalid_argument_naming_the_field(client, call, field) -> None:

@@ -87,6 +87,10 @@ def camera_message(c: dict) -> poseaug_pb2.CameraIntrinsics:
     )
 
 
+# The augmentor's own output, untouched: its translation and RT unbounded (the reference's).
+AS_LEARNED = dict(placement=poseaug_pb2.PLACEMENT_LEARNED, max_tilt_deg=180.0)
+
+
 def augment(server, poses, **fields) -> poseaug_pb2.AugmentResponse:
     return server.stub.Augment(poseaug_pb2.AugmentRequest(poses3d=tensor(poses), **fields))
 
@@ -94,7 +98,13 @@ def augment(server, poses, **fields) -> poseaug_pb2.AugmentResponse:
 def test_augment_matches_in_process_reference(server, augmentor) -> None:
     poses = source_poses(7, seed=1)
     resp = augment(
-        server, poses, count=3, seed=42, camera=camera_message(H36M_LIKE), request_id="a"
+        server,
+        poses,
+        count=3,
+        seed=42,
+        camera=camera_message(H36M_LIKE),
+        request_id="a",
+        **AS_LEARNED,
     )
     ref = reference(augmentor, poses, 3, 42, {BA, BL, RT})
     assert resp.request_id == "a" and resp.model == "alpha"
@@ -119,7 +129,7 @@ def test_default_camera_projection(server) -> None:
 def test_rows_are_source_major(server) -> None:
     """Row i * count + j is augmentation j of source i (BL only keeps each source's shape)."""
     poses = source_poses(3, seed=3, relative_every=1)
-    resp = augment(server, poses, count=4, seed=9, ops=[BL])
+    resp = augment(server, poses, count=4, seed=9, ops=[BL], **AS_LEARNED)
     got = array(resp.poses3d).reshape(3, 4, 17, 3)
     for i in range(3):
         centred = got[i] - got[i, :, :1]
@@ -154,12 +164,13 @@ def test_same_seed_same_output_other_seed_differs(server) -> None:
 )
 def test_ops_subset(server, augmentor, ops: list[int]) -> None:
     poses = source_poses(4, seed=5)
-    resp = augment(server, poses, count=2, seed=77, ops=ops)
+    resp = augment(server, poses, count=2, seed=77, ops=ops, **AS_LEARNED)
     params = resp.parameters
     assert params.HasField("bone_angle_offsets") == (BA in ops)
     assert params.HasField("bone_length_ratios") == (BL in ops)
     assert params.HasField("rotation") == (RT in ops)
-    assert params.HasField("translation") == (RT in ops)
+    # where each pose is, whatever the ops (the placement's truth)
+    assert np.array_equal(array(params.translation), array(resp.poses3d)[:, 0])
     ref = reference(augmentor, poses, 2, 77, set(ops))
     assert np.abs(array(resp.poses3d) - ref["pose3d_aug"]).max() <= 1e-5
     if BA not in ops:

@@ -195,7 +195,7 @@ def test_augment_without_augmentor_is_failed_precondition(server) -> None:
 
 
 def test_augment_response_over_message_limit_points_to_stream(server) -> None:
-    # The shared server runs with --max-message-mb 2: 4,096 rows of ~620 bytes exceed it.
+    # The shared server runs with --max-message-mb 2: 4,096 rows of ~624 bytes exceed it.
     with pytest.raises(grpc.RpcError) as info:
         server.stub.Augment(aug(poses3d=tensor(np.tile(POSES, (2, 1, 1))), count=1024))
     assert_invalid(info.value, "count")

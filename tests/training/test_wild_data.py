@@ -20,6 +20,7 @@ from poseaug_training.data.occlusion import (
     random_visibility,
 )
 from poseaug_training.data.virtual_cameras import (
+    LEVEL_FROM_WORLD,
     MIN_DEPTH_M,
     TRAIN_VIEWS,
     UNSEEN_VIEWS,
@@ -200,6 +201,7 @@ def _source(n: int) -> WildSource:
         cam_pose=cam,
         cam_root=root.clone(),
         cam_intrinsics=intr.clone(),
+        cam_rotation=LEVEL_FROM_WORLD.float().expand(n, 3, 3).clone(),
         det_rays=rays,
         has_det=torch.arange(n) % 2 == 0,
         action=torch.zeros(n, dtype=torch.long),

@@ -1,9 +1,12 @@
 """Augment and StreamAugment: validated jobs computed lazily, row range by row range.
 
 A job is N source poses x `count` augmentations; output row i * count + j is augmentation j
-of source i. `AugmentJob.rows(start, stop)` computes any row range on its own (the noise is a
-pure function of seed, op and row, see noise.py), so the unary call and every stream chunking
-give identical rows, and a stream of millions of rows holds one chunk at a time.
+of source i. After the augmentor, each row's RT tilt is bounded (rotations.py), rows outside
+the joint limits are flagged and, when asked, re-drawn (poseaug_client.plausibility), and the
+body is placed in the camera's view (placement.py) unless the learned placement is asked.
+`AugmentJob.rows(start, stop)` computes any row range on its own (noise and placement draws
+are pure functions of seed, op and row, see noise.py), so the unary call and every stream
+chunking give identical rows, and a stream of millions of rows holds one chunk at a time.
 Work is bounded: at most `max_jobs` jobs are admitted (RESOURCE_EXHAUSTED beyond), and at most
 `slots` augmentor runs of at most `sub_chunk` rows execute at once.
 """
@@ -11,6 +14,7 @@ Work is bounded: at most `max_jobs` jobs are admitted (RESOURCE_EXHAUSTED beyond
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +28,8 @@ from poseaug_client.contract import (
     MAX_STREAM_CHUNK,
     augment_row_bytes,
 )
+from poseaug_client.plausibility import outside_joint_limits
+from poseaug_service import rotations
 from poseaug_service.camera import Camera, camera_from_proto, project
 from poseaug_service.errors import (
     CancelledError,
@@ -31,15 +37,21 @@ from poseaug_service.errors import (
     InvalidArgumentError,
     ResourceExhaustedError,
 )
+from poseaug_service.keypoint_formats import FORMATS, H36M_TO_COCO
 from poseaug_service.lifting import check_request_id, resolve_model
 from poseaug_service.limits import MAX_OPS
-from poseaug_service.noise import OP_BA, OP_BL, OP_RT, standard_normal
+from poseaug_service.noise import OP_BA, OP_BL, OP_PLACE, OP_RT, standard_normal, uniform
+from poseaug_service.placement import place_in_view
 from poseaug_service.repository import ModelRepository
 from poseaug_service.sessions import AUGMENTOR_OUTPUTS, LoadedModel
 from poseaug_service.tensors import to_array, to_tensor
 
 MAX_STREAM_ROWS = 2**31
 ROOT_RELATIVE_DEPTH = 5.0  # metres in front of the camera for root-relative sources
+# How far RT may tilt a body from the source's upright unless the request says otherwise
+# (degrees), and how many times redraw_implausible re-draws a pose outside the joint limits.
+DEFAULT_MAX_TILT_DEG = 30.0
+MAX_REDRAWS = 8
 _OP_INDEX = {
     poseaug_pb2.AUGMENT_OP_BA: OP_BA,
     poseaug_pb2.AUGMENT_OP_BL: OP_BL,
@@ -59,6 +71,10 @@ class AugmentJob:
     ops: np.ndarray  # [3] float32 of 0/1
     camera: Camera
     request_id: str
+    placement: int = poseaug_pb2.PLACEMENT_IN_VIEW
+    max_tilt: float = math.radians(DEFAULT_MAX_TILT_DEG)  # radians; pi: unbounded
+    redraw: bool = False
+    keypoint_format: int = poseaug_pb2.KEYPOINT_FORMAT_H36M_17
 
     @property
     def total(self) -> int:
@@ -68,20 +84,63 @@ class AugmentJob:
         return augment_row_bytes(self.ops) * rows
 
     def rows(self, start: int, stop: int, run: Callable[[dict], list]) -> dict[str, np.ndarray]:
-        """Compute output rows [start, stop); `run` executes the augmentor on a feed dict."""
-        n = stop - start
+        """Compute output rows [start, stop); `run` executes the augmentor on a feed dict.
+
+        Each row is a pure function of (seed, row): the augmentor on that row's noise, the
+        tilt bound, re-draws (attempt k uses noise stream k) and the placement draws."""
         if self.count == 1:
             pose, root = self.poses[start:stop], self.roots[start:stop]
         else:
             src = np.arange(start, stop) // self.count
             pose, root = self.poses[src], self.roots[src]
-        dims = self.model.noise_dims
-        noise = [
-            standard_normal(self.seed, op, start, n, d)
-            if self.ops[op]
-            else np.zeros((n, d), np.float32)
-            for op, d in enumerate(dims)
-        ]
+        out = self._augmented(pose, root, start, stop, run)
+        outside = outside_joint_limits(out["body"])
+        redrawn = np.zeros(len(pose), bool)
+        for attempt in range(1, MAX_REDRAWS + 1 if self.redraw else 1):
+            again = np.flatnonzero(outside)
+            if not again.size:
+                break
+            retry = self._augmented(pose[again], root[again], start, stop, run, attempt, again)
+            fixed = ~outside_joint_limits(retry["body"])
+            rows = again[fixed]
+            for name, values in retry.items():
+                out[name][rows] = values[fixed]
+            outside[rows] = False
+            redrawn[again] = True
+        if self.placement == poseaug_pb2.PLACEMENT_IN_VIEW:
+            draws = uniform(self.seed, OP_PLACE, start, stop - start, 3)
+            out["translation"] = place_in_view(out["body"], self.camera, draws)
+        pose3d = (out.pop("body") + out["translation"][:, None]).astype(np.float32)
+        out["translation"] = out["translation"].astype(np.float32)
+        out["pose3d_aug"] = pose3d
+        keypoints = project(pose3d, self.camera)
+        if self.keypoint_format == poseaug_pb2.KEYPOINT_FORMAT_COCO_17:
+            keypoints = np.einsum("kj,njc->nkc", H36M_TO_COCO, keypoints)
+        out["keypoints2d"] = keypoints
+        out["outside_joint_limits"] = outside.astype(np.float32)
+        out["redrawn"] = redrawn
+        return out
+
+    def _augmented(
+        self,
+        pose: np.ndarray,
+        root: np.ndarray,
+        start: int,
+        stop: int,
+        run: Callable[[dict], list],
+        attempt: int = 0,
+        pick: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The augmentor's outputs for rows [start, stop) (only the `pick` ones when given) on
+        noise stream `attempt`, RT's tilt bounded; "body" is the root-relative augmented pose."""
+        n = stop - start
+        noise = []
+        for op, dim in enumerate(self.model.noise_dims):
+            if not self.ops[op]:
+                noise.append(np.zeros((len(pose), dim), np.float32))
+                continue
+            values = standard_normal(self.seed, op, start, n, dim, attempt)
+            noise.append(values if pick is None else values[pick])
         feeds = {
             "pose3d": np.ascontiguousarray(pose),
             "root": np.ascontiguousarray(root),
@@ -91,18 +150,25 @@ class AugmentJob:
             "ops": self.ops,
         }
         out = dict(zip(AUGMENTOR_OUTPUTS, run(feeds), strict=True))
-        out["keypoints2d"] = project(out["pose3d_aug"], self.camera)
+        translation = out["translation"].astype(np.float64)
+        body = out.pop("pose3d_aug").astype(np.float64) - translation[:, None]
+        if self.ops[OP_RT] and self.max_tilt < math.pi:
+            learned = rotations.from_axis_angle(out["rotation"])
+            bounded = rotations.bound_tilt(learned, self.max_tilt)
+            turn = rotations.to_matrix(rotations.product(bounded, rotations.conjugate(learned)))
+            body = np.einsum("nij,nkj->nki", turn, body)
+            out["rotation"] = rotations.to_axis_angle(bounded).astype(np.float32)
+        out["body"], out["translation"] = body, translation
         return out
 
     def response(self, out: dict[str, np.ndarray]) -> poseaug_pb2.AugmentResponse:
-        params = poseaug_pb2.AugmentParameters()
+        params = poseaug_pb2.AugmentParameters(translation=to_tensor(out["translation"]))
         if self.ops[OP_BA]:
             params.bone_angle_offsets.CopyFrom(to_tensor(out["bone_angle_offsets"]))
         if self.ops[OP_BL]:
             params.bone_length_ratios.CopyFrom(to_tensor(out["bone_length_ratios"]))
         if self.ops[OP_RT]:
             params.rotation.CopyFrom(to_tensor(out["rotation"]))
-            params.translation.CopyFrom(to_tensor(out["translation"]))
         return poseaug_pb2.AugmentResponse(
             poses3d=to_tensor(out["pose3d_aug"]),
             keypoints2d=to_tensor(out["keypoints2d"]),
@@ -110,6 +176,9 @@ class AugmentJob:
             model=self.model.name,
             model_version=self.model.version,
             request_id=self.request_id,
+            outside_joint_limits=to_tensor(out["outside_joint_limits"]),
+            keypoint_format=self.keypoint_format,
+            redrawn=int(out["redrawn"].sum()),
         )
 
 
@@ -175,6 +244,41 @@ def parse_augment(
         ops=ops,
         camera=camera,
         request_id=req.request_id,
+        placement=_placement(req.placement, prefix),
+        max_tilt=_max_tilt(req, prefix),
+        redraw=req.redraw_implausible,
+        keypoint_format=_output_format(req.keypoint_format, prefix),
+    )
+
+
+def _placement(value: int, prefix: str) -> int:
+    if value == poseaug_pb2.PLACEMENT_UNSPECIFIED:
+        return poseaug_pb2.PLACEMENT_IN_VIEW
+    if value not in (poseaug_pb2.PLACEMENT_IN_VIEW, poseaug_pb2.PLACEMENT_LEARNED):
+        raise InvalidArgumentError(f"{prefix}placement", f"not a placement: {value}")
+    return value
+
+
+def _max_tilt(req: poseaug_pb2.AugmentRequest, prefix: str) -> float:
+    """The tilt bound in radians (pi: none), from degrees in 0..180 (unset: the default)."""
+    if not req.HasField("max_tilt_deg"):
+        return math.radians(DEFAULT_MAX_TILT_DEG)
+    degrees = req.max_tilt_deg
+    if not (math.isfinite(degrees) and 0.0 <= degrees <= 180.0):
+        raise InvalidArgumentError(
+            f"{prefix}max_tilt_deg", f"must be a number of degrees in 0..180, got {degrees}"
+        )
+    return math.radians(degrees)
+
+
+def _output_format(value: int, prefix: str) -> int:
+    if value in (poseaug_pb2.KEYPOINT_FORMAT_UNSPECIFIED, poseaug_pb2.KEYPOINT_FORMAT_H36M_17):
+        return poseaug_pb2.KEYPOINT_FORMAT_H36M_17
+    if value == poseaug_pb2.KEYPOINT_FORMAT_COCO_17:
+        return value
+    raise InvalidArgumentError(
+        f"{prefix}keypoint_format",
+        f"Augment answers H36M_17 or COCO_17 keypoints, got {FORMATS.get(value, (0, 0, value))[2]}",
     )
 
 

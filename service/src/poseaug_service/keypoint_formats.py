@@ -24,17 +24,21 @@ from poseaug_client.contract import (  # noqa: F401
 )
 
 
-def _matrix(source: tuple[str, ...], recipe: dict[str, dict[str, float]]) -> np.ndarray:
-    """Build W[17, K] from {h36m joint: {source joint: weight}}; every joint the recipe does
-    not build (the limbs) maps from the source joint of the same name."""
-    w = np.zeros((NUM_JOINTS, len(source)), dtype=np.float32)
-    for j, joint in enumerate(H36M_JOINT_NAMES):
+def _matrix(
+    source: tuple[str, ...],
+    recipe: dict[str, dict[str, float]],
+    target: tuple[str, ...] = H36M_JOINT_NAMES,
+) -> np.ndarray:
+    """Build W[len(target), K] from {target joint: {source joint: weight}}; every joint the
+    recipe does not build (the limbs) maps from the source joint of the same name."""
+    w = np.zeros((len(target), len(source)), dtype=np.float32)
+    for j, joint in enumerate(target):
         for name, weight in recipe.get(joint, {joint: 1.0}).items():
             w[j, source.index(name)] += weight
     return w
 
 
-_COCO_TO_H36M = _matrix(
+COCO_TO_H36M = _matrix(
     COCO_NAMES,
     {
         "hip": {"left_hip": 0.5, "right_hip": 0.5},
@@ -61,11 +65,23 @@ _MPII_TO_H36M = _matrix(
     },
 )
 
+# Augment's COCO-17 output: the inverse of the COCO input mapping where it has one (limbs,
+# nose = neck/nose); H36M-17 has no eyes or ears, so they are the head joint, which the COCO
+# input mapping (head = mean of the eyes) takes back to the same pose.
+H36M_TO_COCO = _matrix(
+    H36M_JOINT_NAMES,
+    {
+        "nose": {"neck_nose": 1.0},
+        **{face: {"head": 1.0} for face in ("left_eye", "right_eye", "left_ear", "right_ear")},
+    },
+    target=COCO_NAMES,
+)
+
 # format enum -> (K, matrix or None for identity, printable name)
 FORMATS: dict[int, tuple[int, np.ndarray | None, str]] = {
     poseaug_pb2.KEYPOINT_FORMAT_UNSPECIFIED: (17, None, "H36M_17"),
     poseaug_pb2.KEYPOINT_FORMAT_H36M_17: (17, None, "H36M_17"),
-    poseaug_pb2.KEYPOINT_FORMAT_COCO_17: (17, _COCO_TO_H36M, "COCO_17"),
+    poseaug_pb2.KEYPOINT_FORMAT_COCO_17: (17, COCO_TO_H36M, "COCO_17"),
     poseaug_pb2.KEYPOINT_FORMAT_MPII_16: (16, _MPII_TO_H36M, "MPII_16"),
 }
 INPUT_FORMATS = (

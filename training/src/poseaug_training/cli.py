@@ -18,6 +18,8 @@ from poseaug_training.models.temporal_ray_lifter import ANCHORS
 from poseaug_training.train.config import TrainConfig
 
 DEFAULT_DATA = "../shared/data/h36m"
+# wild-eval's tests (pipeline.TEST_NAMES; temporal-eval runs the first three as sequences).
+WILD_TESTS = ("h36m_sh", "h36m_gt", "unseen", "unseen_actions", "unseen_bodies")
 
 
 def _subjects(text: str) -> list[str]:
@@ -53,6 +55,12 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
         "--subjects", type=_subjects, default=d.subjects, help="training subjects, e.g. S1,S5"
     )
     p.add_argument("--stride", type=int, default=d.stride, help="use every Nth frame")
+    p.add_argument(
+        "--exclude-actions",
+        type=_subjects,
+        default=d.exclude_actions,
+        help="train without these actions, e.g. Sitting,SittingDown (the unseen-poses split)",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -156,6 +164,31 @@ def add_train_args(p: argparse.ArgumentParser, mode: str) -> None:
             default=d.max_hardness,
             help="skip augmented pairs whose error ratio exceeds this (default: band edge)",
         )
+        p.add_argument(
+            "--rt-mode",
+            choices=("free", "gravity"),
+            default=d.rt_mode,
+            help="gravity: RT only turns bodies about the vertical and tilts them (at most "
+            "--max-tilt-deg), in a level camera; viewpoint and placement stay the camera's",
+        )
+        p.add_argument("--max-tilt-deg", type=float, default=d.max_tilt_deg)
+        p.add_argument(
+            "--ba-range",
+            type=_pair,
+            default=d.ba_range,
+            metavar="CENTRE,WIDTH",
+            help="BA regularizer: mean per-bone 1 - cos of BA's change within CENTRE +- WIDTH",
+        )
+        p.add_argument("--bl-limit", type=float, default=d.bl_limit, help="BL's hard bound")
+        p.add_argument(
+            "--bl-reg-limit", type=float, default=d.bl_reg_limit, help="BL regularizer threshold"
+        )
+        p.add_argument(
+            "--w-rom",
+            type=float,
+            default=d.w_rom,
+            help="weight of the joint range-of-motion penalty on BA's output",
+        )
         for op in ("ba", "bl", "rt"):
             p.add_argument(f"--hard-ratio-{op}", type=_pair, default=None, metavar="START,END")
         for w in ("adv3d", "adv2d", "reg", "feedback_ba", "feedback_rt"):
@@ -243,6 +276,42 @@ def cmd_wild_eval(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_action_novelty(args: argparse.Namespace) -> int:
+    from poseaug_training.data.h36m import load_h36m
+    from poseaug_training.evaluation.novelty import novelty_table, rank_held_out
+
+    data = load_h36m(args.data, subjects=args.subjects)
+    ranked = rank_held_out(data, args.subjects, stride=args.stride)
+    table = novelty_table(ranked)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "novelty.md").write_text(
+            f"Subjects {', '.join(args.subjects)}, every {args.stride}th frame "
+            "(`poseaug-train action-novelty`, evaluation/novelty.py).\n\n" + table
+        )
+        rows = [{"held_out": list(h), "novelty_mm": v} for h, v in ranked]
+        (out / "novelty.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def cmd_study_table(args: argparse.Namespace) -> int:
+    from poseaug_training.evaluation.study import plot_study, read_study, study_table
+
+    study = read_study(_model_specs(args.setting))
+    if not study:
+        raise ValueError("no <row>_seed<k>/evaluation.json under the --setting folders")
+    table = study_table(study, tuple(args.rows))
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "study.md").write_text(table)
+        plot_study(study, tuple(args.rows), out / "study_seeds.png")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from poseaug_training.export.bundle import export_bundle
 
@@ -259,15 +328,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_comparison_args(p: argparse.ArgumentParser, model_help: str) -> None:
+def _model_comparison_args(
+    p: argparse.ArgumentParser, model_help: str, tests: tuple[str, ...]
+) -> None:
     """What wild-eval and temporal-eval share: models side by side, data, tests, subjects."""
     p.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help=model_help)
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--out", required=True)
     p.add_argument(
         "--tests",
-        type=_subset_of("h36m_sh", "h36m_gt", "unseen"),
+        type=_subset_of(*tests),
         default=["h36m_sh", "h36m_gt", "unseen"],
+        help=f"comma list of {', '.join(tests)}",
     )
     p.add_argument("--subjects", type=_subjects, default=["S9", "S11"])
 
@@ -300,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
         "wild-eval",
         help="real detections, unseen cameras and missing joints, models side by side",
     )
-    _model_comparison_args(we, "a checkpoint (.pt) or a bundle folder; repeat to compare")
+    _model_comparison_args(
+        we, "a checkpoint (.pt) or a bundle folder; repeat to compare", WILD_TESTS
+    )
     we.add_argument("--stride", type=int, default=1, help="frame stride of the h36m tests")
     we.add_argument("--unseen-stride", type=int, default=5, help="frame stride, unseen cameras")
     we.add_argument("--seed", type=int, default=0)
@@ -309,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
         "temporal-eval",
         help="the wild tests as sequences: temporal and single-frame lifters on the same frames",
     )
-    _model_comparison_args(te, "a camera-aware checkpoint (.pt) or bundle folder; repeat")
+    _model_comparison_args(
+        te, "a camera-aware checkpoint (.pt) or bundle folder; repeat", WILD_TESTS[:3]
+    )
     te.add_argument(
         "--lookaheads",
         type=lambda t: [int(v) for v in t.split(",")] if t else [],
@@ -318,6 +394,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     te.add_argument("--seed", type=int, default=0)
     te.add_argument("--threads", type=int, default=0)
+    nv = sub.add_parser(
+        "action-novelty",
+        help="how far each set of actions' poses lies from the rest (the unseen-poses split)",
+    )
+    nv.add_argument("--data", default=DEFAULT_DATA)
+    nv.add_argument("--subjects", type=_subjects, default=["S1", "S5", "S6", "S7", "S8"])
+    nv.add_argument("--stride", type=int, default=20)
+    nv.add_argument("--out", default=None, help="write novelty.md and novelty.json here")
+    st = sub.add_parser(
+        "study-table",
+        help="Table S1 over seeds from wild-eval folders whose models are named ROW_seedK",
+    )
+    st.add_argument(
+        "--setting",
+        action="append",
+        required=True,
+        metavar="NAME=FOLDER",
+        help="a wild-eval output folder per training setting; repeat",
+    )
+    st.add_argument("--rows", type=_subjects, default=["twin", "no_feedback", "poseaug"])
+    st.add_argument("--out", default=None, help="write study.md and study_seeds.png here")
     ex = sub.add_parser("export", help="write a model bundle (ONNX + manifest.json)")
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--out", required=True, help="bundle folder, e.g. models/poseaug-vpose")
@@ -345,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_wild_eval(args)
         if args.command == "temporal-eval":
             return cmd_temporal_eval(args)
+        if args.command == "action-novelty":
+            return cmd_action_novelty(args)
+        if args.command == "study-table":
+            return cmd_study_table(args)
         return cmd_export(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"poseaug-train: error: {exc}", file=sys.stderr)

@@ -7,13 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
+from poseaug_training.data.body_shapes import UNSEEN_BODIES
 from poseaug_training.data.h36m import load_h36m
 from poseaug_training.data.pairs import PoseSet, build_pairs
+from poseaug_training.evaluation.novelty import NOVEL_ACTIONS
 from poseaug_training.models import TEMPORAL
 from poseaug_training.train.checkpoint import load_estimator
 from poseaug_training.train.config import TrainConfig
 from poseaug_training.train.distributed import init_distributed, shutdown_distributed
 from poseaug_training.train.trainer import Trainer
+
+# The unseen-camera test's variants for what cameras cannot give (evaluation/wild_tests.py).
+NOVELTY_TESTS: dict[str, dict] = {
+    "unseen_actions": {"actions": NOVEL_ACTIONS},
+    "unseen_bodies": {"bodies": UNSEEN_BODIES},
+}
+TEST_NAMES: tuple[str, ...] = ("h36m_sh", "h36m_gt", "unseen", *NOVELTY_TESTS)
 
 
 def train_run(cfg: TrainConfig, stop_after: int | None = None) -> Trainer:
@@ -25,6 +34,8 @@ def train_run(cfg: TrainConfig, stop_after: int | None = None) -> Trainer:
             subjects=list(cfg.subjects) + list(cfg.test_subjects),
             with_detections="sh" in cfg.train_2d or cfg.wild,
         )
+        if cfg.exclude_actions:
+            data = data.without_actions(cfg.exclude_actions)
         val = (
             build_pairs(data, cfg.test_subjects, stride=cfg.val_stride) if cfg.val_stride else None
         )
@@ -180,19 +191,22 @@ def plot_augmentations(
 
 
 def _build_tests(data_dir, tests, subjects, train_subjects, unseen, h36m) -> dict:
-    """The named tests (h36m_sh, h36m_gt, unseen) built by `h36m(data, source)` and
-    `unseen(data, error_model)`, the error model fitted to the training subjects' detections."""
+    """The named tests (TEST_NAMES) built by `h36m(data, source)` and
+    `unseen(data, error_model, **options)` (the novelty tests pass their `NOVELTY_TESTS`
+    options), the error model fitted to the training subjects' detections."""
     from poseaug_training.data.detector_noise import fit_to_h36m
 
     data = load_h36m(data_dir, subjects=list(subjects) + list(train_subjects), with_detections=True)
     built = {}
+    error_model = None
     for name in tests:
-        if name == "unseen":
-            built[name] = unseen(data, fit_to_h36m(data, list(train_subjects)))
-        elif name in ("h36m_sh", "h36m_gt"):
+        if name in ("h36m_sh", "h36m_gt"):
             built[name] = h36m(data, name.removeprefix("h36m_"))
-        else:
-            raise ValueError(f"unknown test {name!r}; choose from h36m_sh, h36m_gt, unseen")
+            continue
+        if name not in NOVELTY_TESTS and name != "unseen":
+            raise ValueError(f"unknown test {name!r}; choose from {', '.join(TEST_NAMES)}")
+        error_model = error_model or fit_to_h36m(data, list(train_subjects))
+        built[name] = unseen(data, error_model, **NOVELTY_TESTS.get(name, {}))
     return built
 
 
@@ -218,7 +232,9 @@ def wild_evaluate_run(
         tests,
         subjects,
         train_subjects,
-        unseen=lambda data, model: wt.unseen_test(data, list(subjects), model, unseen_stride, seed),
+        unseen=lambda data, model, **options: wt.unseen_test(
+            data, list(subjects), model, unseen_stride, seed, **options
+        ),
         h36m=lambda data, source: wt.h36m_test(data, list(subjects), source, stride),
     )
     everything: dict[str, dict[str, dict]] = {}

@@ -7,7 +7,7 @@ way the sync and async clients of Triton share a base.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import grpc
@@ -15,13 +15,14 @@ import numpy as np
 from grpc_health.v1 import health_pb2
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client.cameras import CameraOption
+from poseaug_client.cameras import CameraLike, CameraOption
 from poseaug_client.channel import Endpoint, EndpointPool
 from poseaug_client.checks import check_rows
 from poseaug_client.config import DEFAULT_SERVER, ClientConfig
 from poseaug_client.errors import PoseAugError
 from poseaug_client.jobs import (
     AugmentJob,
+    AugmentOptions,
     ImageSizeLike,
     LiftJob,
     StreamPart,
@@ -126,11 +127,12 @@ class _ClientBase:
         count: int,
         ops: str | Iterable[str],
         seed: int,
-        camera: poseaug_pb2.CameraIntrinsics | Mapping[str, object] | None,
+        camera: CameraLike | None,
         model: str | None,
         timeout: float | None,
+        options: AugmentOptions,
     ) -> _AugmentPlan:
-        job = prepare_augment(poses3d, count, ops, seed, camera, model)
+        job = prepare_augment(poses3d, count, ops, seed, camera, model, options)
         return _AugmentPlan(job, augment_outputs_per_call(self.config), self._timeout(timeout))
 
     def _lift_stream(

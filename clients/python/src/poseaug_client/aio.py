@@ -7,7 +7,7 @@ transport: calls with retries, and the loop that reopens a stream after UNAVAILA
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
 import grpc
@@ -15,12 +15,13 @@ import numpy as np
 
 from poseaug.v1 import poseaug_pb2
 from poseaug_client._base import _UNSET, _ClientBase
-from poseaug_client.cameras import CameraOption
+from poseaug_client.cameras import CameraLike, CameraOption
 from poseaug_client.config import ClientConfig
 from poseaug_client.errors import PoseAugError
 from poseaug_client.jobs import (
     DEFAULT_OPS,
     AugmentJob,
+    AugmentOptions,
     ImageSizeLike,
     StreamPart,
     batch_parts,
@@ -134,14 +135,19 @@ class AsyncPoseAugClient(_ClientBase):
         count: int = 1,
         ops: str | Iterable[str] = DEFAULT_OPS,
         seed: int = 0,
-        camera: poseaug_pb2.CameraIntrinsics | Mapping[str, object] | None = None,
+        camera: CameraLike | None = None,
         model: str | None = None,
         *,
+        placement: str = "in_view",
+        max_tilt_deg: float | None = None,
+        redraw_implausible: bool = False,
+        keypoint_format: str = "h36m17",
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> AugmentResult:
         """See PoseAugClient.augment."""
-        plan = self._augment_plan(poses3d, count, ops, seed, camera, model, timeout)
+        options = AugmentOptions(placement, max_tilt_deg, redraw_implausible, keypoint_format)
+        plan = self._augment_plan(poses3d, count, ops, seed, camera, model, timeout, options)
         with progress_bar(progress, plan.job.outputs, "augment", "pose") as bar:
             if plan.unary:
                 result = plan.unary_result(await self._unary("Augment", plan.request(), timeout))
@@ -180,15 +186,20 @@ class AsyncPoseAugClient(_ClientBase):
         count: int = 1,
         ops: str | Iterable[str] = DEFAULT_OPS,
         seed: int = 0,
-        camera: poseaug_pb2.CameraIntrinsics | Mapping[str, object] | None = None,
+        camera: CameraLike | None = None,
         model: str | None = None,
         *,
+        placement: str = "in_view",
+        max_tilt_deg: float | None = None,
+        redraw_implausible: bool = False,
+        keypoint_format: str = "h36m17",
         chunk_size: int = 4096,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> AsyncIterator[AugmentChunk]:
         """See PoseAugClient.augment_stream."""
-        job = prepare_augment(poses3d, count, ops, seed, camera, model)
+        options = AugmentOptions(placement, max_tilt_deg, redraw_implausible, keypoint_format)
+        job = prepare_augment(poses3d, count, ops, seed, camera, model, options)
         with progress_bar(progress, job.outputs, "augment", "pose") as bar:
             async for chunk in self._stream_job(job, chunk_size, self._stream_timeout(timeout)):
                 bar.update(len(chunk.poses3d))

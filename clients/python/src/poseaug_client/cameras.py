@@ -1,4 +1,5 @@
-"""Cameras of lift requests: camera-aware lifters turn pixels into rays with them.
+"""Cameras of requests: camera-aware lifters turn pixels into rays with them, Augment projects
+its poses through one.
 
 A lift may name one camera for the whole batch or one per pose. Without one, the server's
 camera-aware lifters use their default camera (see the proto's Lift2Dto3DRequest) and say so
@@ -65,6 +66,15 @@ def _message(camera: object) -> poseaug_pb2.CameraIntrinsics:
         f"camera: expected a Camera (or a sequence of them, one per pose), got "
         f"{type(camera).__name__}"
     )
+
+
+def augment_camera(camera: object | None) -> poseaug_pb2.CameraIntrinsics | None:
+    """Augment's one camera (its width and height are required there), or None (default)."""
+    if camera is None:
+        return None
+    if isinstance(camera, Sequence) and not isinstance(camera, str | bytes | Mapping):
+        raise invalid_argument("camera: Augment takes one camera for the whole request")
+    return _message(camera)
 
 
 def lift_cameras(

@@ -6,6 +6,7 @@ the rest (never a traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from poseaug_client.files import (
     write_lift_output,
 )
 from poseaug_client.formats import KEYPOINT_FORMATS
-from poseaug_client.jobs import DEFAULT_IMAGE_SIZE
+from poseaug_client.jobs import AUGMENT_OUTPUT_FORMATS, DEFAULT_IMAGE_SIZE, PLACEMENTS
 from poseaug_client.results import concat_augment
 from poseaug_client.version import __version__
 from poseaug_client.viewer.commands import (
@@ -43,7 +44,6 @@ from poseaug_client.viewer.commands import (
 )
 
 SERVER_ENV = "POSEAUG_SERVER"
-CAMERA_FIELDS = ("fx", "fy", "cx", "cy", "width", "height")
 
 
 def image_size_arg(text: str) -> tuple[int, int]:
@@ -56,21 +56,7 @@ def image_size_arg(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def camera_arg(text: str) -> dict[str, float]:
-    """ "fx,fy,cx,cy,width,height" -> CameraIntrinsics fields."""
-    values = text.split(",")
-    try:
-        numbers = [float(v) for v in values]
-    except ValueError:
-        numbers = []
-    if len(numbers) != len(CAMERA_FIELDS):
-        raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy,width,height, got {text!r}")
-    camera = dict(zip(CAMERA_FIELDS, numbers, strict=True))
-    camera["width"], camera["height"] = int(camera["width"]), int(camera["height"])
-    return camera
-
-
-def lift_camera_arg(text: str) -> Camera:
+def camera_arg(text: str) -> Camera:
     """ "fx,fy,cx,cy" (optionally ",width,height") -> Camera."""
     try:
         numbers = [float(v) for v in text.split(",")]
@@ -198,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     cameras = lift.add_mutually_exclusive_group()
     cameras.add_argument(
         "--camera",
-        type=lift_camera_arg,
+        type=camera_arg,
         metavar="FX,FY,CX,CY",
         help="camera intrinsics in pixels (optionally ,W,H); camera-aware models turn "
         "keypoints into rays with it (default: their 60-degree default camera)",
@@ -252,11 +238,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aug.add_argument("--ops", default="ba,bl,rt", help="operations: ba,bl,rt (default all three)")
     aug.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    aug.add_argument(
+    aug_cameras = aug.add_mutually_exclusive_group()
+    aug_cameras.add_argument(
         "--camera",
         type=camera_arg,
-        metavar="FX,FY,CX,CY,W,H",
-        help="camera for the 2D projections (default: the server's H36M-like one)",
+        metavar="FX,FY,CX,CY[,W,H]",
+        help="the camera the augmented poses are placed in front of and projected through "
+        "(W,H or --image-size required; default: the server's 1000x1002 H36M-like one)",
+    )
+    aug_cameras.add_argument(
+        "--fov",
+        type=fov_arg,
+        metavar="DEG",
+        help="camera from --image-size (default 1000x1000) and this horizontal field of view",
+    )
+    aug.add_argument("--image-size", type=image_size_arg, help="image size of --camera / --fov")
+    aug.add_argument(
+        "--placement",
+        choices=tuple(PLACEMENTS),
+        default="in_view",
+        help="in_view (default): each body wholly in the image at 20-90%% of its size; "
+        "learned: the augmentor's own translation",
+    )
+    aug.add_argument(
+        "--max-tilt",
+        type=float,
+        metavar="DEG",
+        help="most degrees RT may turn a body from upright (default: the server's 30; 0..180)",
+    )
+    aug.add_argument(
+        "--redraw-implausible",
+        action="store_true",
+        help="re-draw poses with a joint angle outside the range of motion",
+    )
+    aug.add_argument(
+        "--keypoint-format",
+        choices=AUGMENT_OUTPUT_FORMATS,
+        default="h36m17",
+        help="layout of the output keypoints (default h36m17)",
     )
     aug.add_argument("--model", help="model bundle (default: the server's default)")
     aug.add_argument(
@@ -373,6 +392,25 @@ def run_lift(args: argparse.Namespace) -> int:
     return 0
 
 
+def augment_camera_of(args: argparse.Namespace) -> Camera | None:
+    """Augment's camera from --camera / --fov and --image-size (it needs width and height)."""
+    if args.fov is not None:
+        width, height = args.image_size or DEFAULT_IMAGE_SIZE
+        return Camera.from_fov(width, height, args.fov)
+    camera = args.camera
+    if camera is None:
+        if args.image_size is not None:
+            raise CLIError("--image-size goes with --camera or --fov")
+        return None
+    if args.image_size is not None:
+        if camera.width and (camera.width, camera.height) != args.image_size:
+            raise CLIError("--camera's W,H and --image-size differ")
+        camera = dataclasses.replace(camera, width=args.image_size[0], height=args.image_size[1])
+    if not camera.width:
+        raise CLIError("--camera needs the image size for augment: FX,FY,CX,CY,W,H or --image-size")
+    return camera
+
+
 def run_augment(args: argparse.Namespace) -> int:
     check_output(args.output, (".npz",))
     check_html(args)
@@ -382,6 +420,13 @@ def run_augment(args: argparse.Namespace) -> int:
 
         require_matplotlib()
     poses = read_poses3d(args.input)
+    camera = augment_camera_of(args)
+    options = {
+        "placement": args.placement,
+        "max_tilt_deg": args.max_tilt,
+        "redraw_implausible": args.redraw_implausible,
+        "keypoint_format": args.keypoint_format,
+    }
     with make_client(args, max_poses_per_call=args.batch_size) as client:
         if args.progress:
             result_poses, keypoints, params = concat_augment(
@@ -391,21 +436,23 @@ def run_augment(args: argparse.Namespace) -> int:
                         args.count,
                         args.ops,
                         args.seed,
-                        args.camera,
+                        camera,
                         args.model,
                         chunk_size=min(args.batch_size, MAX_STREAM_CHUNK),
                         progress=True,
+                        **options,
                     )
                 )
             )
         else:
             result_poses, keypoints, params = client.augment(
-                poses, args.count, args.ops, args.seed, args.camera, args.model
+                poses, args.count, args.ops, args.seed, camera, args.model, **options
             )
     np.savez(
         args.output,
         pose3d=result_poses,
         keypoints=keypoints,
+        keypoint_format=np.asarray(args.keypoint_format),
         source_index=np.repeat(np.arange(len(poses)), args.count),
         seed=np.int64(args.seed),
         ops=np.asarray(args.ops),

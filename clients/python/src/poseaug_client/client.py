@@ -7,7 +7,7 @@ transport: calls with retries, and the loop that reopens a stream after UNAVAILA
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -15,11 +15,12 @@ import numpy as np
 
 from poseaug.v1 import poseaug_pb2
 from poseaug_client._base import _UNSET, _ClientBase
-from poseaug_client.cameras import CameraOption
+from poseaug_client.cameras import CameraLike, CameraOption
 from poseaug_client.errors import PoseAugError
 from poseaug_client.jobs import (
     DEFAULT_OPS,
     AugmentJob,
+    AugmentOptions,
     ImageSizeLike,
     lift_stream_parts,
     prepare_augment,
@@ -147,20 +148,30 @@ class PoseAugClient(_ClientBase):
         count: int = 1,
         ops: str | Iterable[str] = DEFAULT_OPS,
         seed: int = 0,
-        camera: poseaug_pb2.CameraIntrinsics | Mapping[str, object] | None = None,
+        camera: CameraLike | None = None,
         model: str | None = None,
         *,
+        placement: str = "in_view",
+        max_tilt_deg: float | None = None,
+        redraw_implausible: bool = False,
+        keypoint_format: str = "h36m17",
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
     ) -> AugmentResult:
         """Augment 3D poses [N, 17, 3]: `count` new poses per source, with their 2D projections.
 
-        Returns (poses3d [N*count, 17, 3], keypoints2d [N*count, 17, 2], params). Jobs over
+        Returns (poses3d [N*count, 17, 3], keypoints2d [N*count, 17, 2], params); the result's
+        `outside_joint_limits` [N*count] flags poses with a joint angle outside the range of
+        motion. By default each body is placed wholly inside `camera`'s image (a Camera, or the
+        server's 1000 x 1002 default) and RT turns it at most 30 degrees from upright; see
+        AugmentOptions for `placement`, `max_tilt_deg`, `redraw_implausible` and
+        `keypoint_format` ("coco17" for COCO-17 keypoints2d). Jobs over
         `max_poses_per_call` outputs go through StreamAugment in chunks of that size (deadline:
         `timeout` per chunk) and are joined; the server numbers noise rows across the job, so
         the result is the same as one unary call with the same seed.
         """
-        plan = self._augment_plan(poses3d, count, ops, seed, camera, model, timeout)
+        options = AugmentOptions(placement, max_tilt_deg, redraw_implausible, keypoint_format)
+        plan = self._augment_plan(poses3d, count, ops, seed, camera, model, timeout, options)
         with progress_bar(progress, plan.job.outputs, "augment", "pose") as bar:
             if plan.unary:
                 result = plan.unary_result(self._unary("Augment", plan.request(), timeout))
@@ -211,9 +222,13 @@ class PoseAugClient(_ClientBase):
         count: int = 1,
         ops: str | Iterable[str] = DEFAULT_OPS,
         seed: int = 0,
-        camera: poseaug_pb2.CameraIntrinsics | Mapping[str, object] | None = None,
+        camera: CameraLike | None = None,
         model: str | None = None,
         *,
+        placement: str = "in_view",
+        max_tilt_deg: float | None = None,
+        redraw_implausible: bool = False,
+        keypoint_format: str = "h36m17",
         chunk_size: int = 4096,
         timeout: float | None = _UNSET,
         progress: ProgressOption = False,
@@ -225,7 +240,8 @@ class PoseAugClient(_ClientBase):
         UNAVAILABLE the job is asked again and rows already delivered are skipped (the same
         seed gives the same rows).
         """
-        job = prepare_augment(poses3d, count, ops, seed, camera, model)
+        options = AugmentOptions(placement, max_tilt_deg, redraw_implausible, keypoint_format)
+        job = prepare_augment(poses3d, count, ops, seed, camera, model, options)
         with progress_bar(progress, job.outputs, "augment", "pose") as bar:
             for chunk in self._stream_job(job, chunk_size, self._stream_timeout(timeout)):
                 bar.update(len(chunk.poses3d))

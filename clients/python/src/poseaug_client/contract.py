@@ -131,10 +131,11 @@ MPII_NAMES: tuple[str, ...] = (
 # --- What a response costs -------------------------------------------------------------
 #: Bytes of one lifted pose in a LiftResponse (pose3d [17, 3] plus its score).
 LIFT_ROW_BYTES = NUM_JOINTS * 3 * 4 + 4
-#: float32 values of every augmented row: pose3d [17, 3] and keypoints2d [17, 2].
-AUGMENT_ROW_FLOATS = (NUM_JOINTS * 3, NUM_JOINTS * 2)
-#: float32 parameters each op adds to a row, in op order: BA [16, 3], BL [16], RT (3 + 3).
-AUGMENT_PARAM_FLOATS = (NUM_BONES * 3, NUM_BONES, 3 + 3)
+#: float32 values of every augmented row: pose3d [17, 3], keypoints2d [17, 2], the
+#: outside_joint_limits flag and the translation [3] (always sent: where the pose is).
+AUGMENT_ROW_FLOATS = (NUM_JOINTS * 3, NUM_JOINTS * 2, 1, 3)
+#: float32 parameters each op adds to a row, in op order: BA [16, 3], BL [16], RT rotation [3].
+AUGMENT_PARAM_FLOATS = (NUM_BONES * 3, NUM_BONES, 3)
 
 
 def augment_row_bytes(ops: tuple[bool, ...] | np.ndarray = (True, True, True)) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client.cameras import CameraOption, lift_cameras
+from poseaug_client.cameras import CameraOption, augment_camera, lift_cameras
 from poseaug_client.config import ClientConfig
 from poseaug_client.contract import (
     LIFT_ROW_BYTES,
@@ -21,7 +21,7 @@ from poseaug_client.contract import (
     to_tensor,
 )
 from poseaug_client.errors import invalid_argument
-from poseaug_client.formats import augment_ops, camera_message, keypoint_format
+from poseaug_client.formats import augment_ops, format_name, keypoint_format
 from poseaug_client.tensors import as_float_array
 
 # Bytes one pose costs in the largest message of each RPC, to size chunks under the limit.
@@ -55,6 +55,50 @@ class LiftJob:
         return int(self.keypoints.shape[0])
 
 
+PLACEMENTS = {
+    "in_view": poseaug_pb2.PLACEMENT_IN_VIEW,
+    "learned": poseaug_pb2.PLACEMENT_LEARNED,
+}
+AUGMENT_OUTPUT_FORMATS = ("h36m17", "coco17")
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """How Augment's output is made usable (proto AugmentRequest fields 8-11).
+
+    placement: "in_view" (default: the whole body in the camera's image at 20-90% of its size)
+    or "learned" (the augmentor's translation); max_tilt_deg: how far RT may turn a body from
+    the source's upright (None: the server's 30; 0..180); redraw_implausible: re-draw poses
+    outside the joint limits; keypoint_format: "h36m17" or "coco17" for keypoints2d."""
+
+    placement: str = "in_view"
+    max_tilt_deg: float | None = None
+    redraw_implausible: bool = False
+    keypoint_format: str = "h36m17"
+
+    def __post_init__(self) -> None:
+        if self.placement not in PLACEMENTS:
+            raise invalid_argument(
+                f"placement: {self.placement!r}; use one of {', '.join(PLACEMENTS)}"
+            )
+        tilt = self.max_tilt_deg
+        if tilt is not None and not (isinstance(tilt, int | float) and 0 <= tilt <= 180):
+            raise invalid_argument(f"max_tilt_deg: must be 0..180 degrees or None, got {tilt!r}")
+        value, _ = keypoint_format(self.keypoint_format)
+        if format_name(value) not in AUGMENT_OUTPUT_FORMATS:
+            raise invalid_argument(
+                f"keypoint_format: Augment answers {' or '.join(AUGMENT_OUTPUT_FORMATS)}, got "
+                f"{self.keypoint_format!r}"
+            )
+
+    def apply(self, request: poseaug_pb2.AugmentRequest) -> None:
+        request.placement = PLACEMENTS[self.placement]
+        if self.max_tilt_deg is not None:
+            request.max_tilt_deg = float(self.max_tilt_deg)
+        request.redraw_implausible = bool(self.redraw_implausible)
+        request.keypoint_format = keypoint_format(self.keypoint_format)[0]
+
+
 @dataclass
 class AugmentJob:
     """Validated inputs of an augmentation."""
@@ -65,6 +109,7 @@ class AugmentJob:
     seed: int
     camera: poseaug_pb2.CameraIntrinsics | None
     model: str
+    options: AugmentOptions = AugmentOptions()
 
     @property
     def outputs(self) -> int:
@@ -281,8 +326,10 @@ def prepare_augment(
     seed: int = 0,
     camera: object | None = None,
     model: str | None = None,
+    options: AugmentOptions | None = None,
 ) -> AugmentJob:
-    """Check the source poses [N, 17, 3] and the options."""
+    """Check the source poses [N, 17, 3] and the options; `camera` is a Camera, a
+    CameraIntrinsics or a mapping of its fields (the same as `lift` takes for one camera)."""
     poses = as_float_array(poses3d, "poses3d")
     if poses.ndim == 2:
         poses = poses[None]
@@ -297,8 +344,14 @@ def prepare_augment(
     if int(seed) != seed or not 0 <= seed < MAX_SEED:
         raise invalid_argument(f"seed: must be an integer in [0, 2^63), got {seed}")
     return AugmentJob(
-        poses, int(count), augment_ops(ops), int(seed), camera_message(camera), model or ""
-    )  # type: ignore[arg-type]
+        poses,
+        int(count),
+        augment_ops(ops),
+        int(seed),
+        augment_camera(camera),
+        model or "",
+        options or AugmentOptions(),
+    )
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -331,6 +384,7 @@ def augment_request(
     )
     if job.camera is not None:
         request.camera.CopyFrom(job.camera)
+    job.options.apply(request)
     return request
 
 

@@ -15,6 +15,8 @@ from poseaug_client.tensors import from_tensor
 
 #: The AugmentParameters fields, in the order the ops run.
 PARAMETER_NAMES = ("bone_angle_offsets", "bone_length_ratios", "rotation", "translation")
+# The per-row plausibility flag of an AugmentResponse, kept beside the parameters.
+PLAUSIBILITY_FLAG = "outside_joint_limits"
 
 
 class LiftResult(NamedTuple):
@@ -37,12 +39,20 @@ class LiftResult(NamedTuple):
 
 class AugmentResult(NamedTuple):
     """Augmented poses [M, 17, 3] (metres, absolute), their projections [M, 17, 2] (pixels)
-    and the parameters of the applied ops (name -> array with M rows). Row i * count + j is
+    and the parameters of the applied ops (name -> array with M rows; "translation" always,
+    and "outside_joint_limits", the server's plausibility flag per row). Row i * count + j is
     augmentation j of source pose i."""
 
     poses3d: np.ndarray
     keypoints2d: np.ndarray
     params: dict[str, np.ndarray]
+
+    @property
+    def outside_joint_limits(self) -> np.ndarray | None:
+        """[M] bool: poses with a joint angle outside the range of motion (None from servers
+        that do not check)."""
+        flags = self.params.get(PLAUSIBILITY_FLAG)
+        return None if flags is None else flags > 0.5
 
 
 class AugmentChunk(NamedTuple):
@@ -162,6 +172,8 @@ def augment_result(response: poseaug_pb2.AugmentResponse) -> AugmentResult:
         for name in PARAMETER_NAMES
         if response.parameters.HasField(name)
     }
+    if response.HasField(PLAUSIBILITY_FLAG):
+        params[PLAUSIBILITY_FLAG] = from_tensor(response.outside_joint_limits, PLAUSIBILITY_FLAG)
     return AugmentResult(
         from_tensor(response.poses3d, "poses3d"),
         from_tensor(response.keypoints2d, "keypoints2d"),
@@ -173,7 +185,7 @@ def concat_augment(parts: Sequence[AugmentResult | AugmentChunk]) -> AugmentResu
     """Join chunk results (or streamed chunks) in order."""
     if len(parts) == 1 and isinstance(parts[0], AugmentResult):
         return parts[0]
-    names = [name for name in PARAMETER_NAMES if name in parts[0].params]
+    names = list(parts[0].params)
     return AugmentResult(
         np.concatenate([p.poses3d for p in parts]),
         np.concatenate([p.keypoints2d for p in parts]),

@@ -38,6 +38,20 @@ class H36M:
     cameras: dict[str, list[Camera]]
     detections: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
 
+    def without_actions(self, actions: tuple[str, ...] | list[str]) -> H36M:
+        """The same data without any sequence of `actions` (a held-out split); unknown action
+        names are refused, so a typo cannot silently hold nothing out."""
+        known = {action_of(seq) for _, seq in self.poses_world}
+        unknown = sorted(set(actions) - known)
+        if unknown:
+            raise ValueError(f"unknown actions {unknown}; known: {sorted(known)}")
+        drop = set(actions)
+        return H36M(
+            poses_world={k: v for k, v in self.poses_world.items() if action_of(k[1]) not in drop},
+            cameras=self.cameras,
+            detections={k: v for k, v in self.detections.items() if action_of(k[1]) not in drop},
+        )
+
     def sequences(self, subjects: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
         keep = set(subjects)
         return sorted(k for k in self.poses_world if k[0] in keep and k not in EXCLUDED_SEQUENCES)

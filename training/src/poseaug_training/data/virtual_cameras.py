@@ -96,8 +96,10 @@ def _rot_z(a: torch.Tensor) -> torch.Tensor:
 
 
 # A level camera looking along world +y: camera x = world x, camera y = -world z (down),
-# camera z = world y (forward).
-_LEVEL = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+# camera z = world y (forward). Its frame is where gravity-mode PoseAug reads poses (up = -y).
+LEVEL_FROM_WORLD = torch.tensor(
+    [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64
+)
 
 
 def camera_rotations(n: int, ranges: ViewRanges, gen: torch.Generator | None) -> torch.Tensor:
@@ -105,7 +107,7 @@ def camera_rotations(n: int, ranges: ViewRanges, gen: torch.Generator | None) ->
     yaw = _uniform(n, (-math.pi, math.pi), gen)
     pitch = torch.deg2rad(_uniform(n, ranges.pitch_deg, gen))
     roll = torch.deg2rad(_uniform(n, ranges.roll_deg, gen))
-    return _rot_z(roll) @ _rot_x(pitch) @ _LEVEL @ _rot_z(yaw)
+    return _rot_z(roll) @ _rot_x(pitch) @ LEVEL_FROM_WORLD @ _rot_z(yaw)
 
 
 def sample_intrinsics(n: int, ranges: ViewRanges, gen: torch.Generator | None) -> torch.Tensor:
@@ -124,6 +126,13 @@ def sample_intrinsics(n: int, ranges: ViewRanges, gen: torch.Generator | None) -
     intr[:, 0], intr[:, 1], intr[:, 2], intr[:, 3] = f, f, cx, cy
     intr[:, 9], intr[:, 10] = width, height
     return intr
+
+
+def camera_from_level(world_to_camera: torch.Tensor) -> torch.Tensor:
+    """[N, 3, 3]: a level camera's frame (same centre, up = -y) -> the camera's own, from the
+    camera's world -> camera rotations [N, 3, 3] (world z up)."""
+    level = LEVEL_FROM_WORLD.to(world_to_camera)
+    return world_to_camera @ level.transpose(0, 1)
 
 
 def place_in_view(

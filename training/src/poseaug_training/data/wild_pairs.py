@@ -68,6 +68,7 @@ class WildSource(TensorRows):
     cam_pose: torch.Tensor  # [M, 17, 3] root-relative, in the row's Human3.6M camera
     cam_root: torch.Tensor  # [M, 3]
     cam_intrinsics: torch.Tensor  # [M, 11] that camera, pinhole (distortion removed)
+    cam_rotation: torch.Tensor  # [M, 3, 3] that camera's world -> camera rotation
     det_rays: torch.Tensor  # [M, 17, 2] Stacked Hourglass detections as rays (0 when none)
     has_det: torch.Tensor  # [M] bool
     action: torch.Tensor  # [M]
@@ -81,7 +82,9 @@ def build_wild_source(data: H36M, subjects: list[str], stride: int = 1) -> WildS
     sequences = data.sequences(subjects)
     actions = sorted({action_of(seq) for _, seq in sequences})
     subj_names = sorted({s for s, _ in sequences})
-    parts: dict[str, list[np.ndarray]] = {f: [] for f in ("w", "p", "r", "i", "d", "h", "a", "s")}
+    parts: dict[str, list[np.ndarray]] = {
+        f: [] for f in ("w", "p", "r", "i", "R", "d", "h", "a", "s")
+    }
     for subject, seq in sequences:
         world = data.poses_world[(subject, seq)][::stride]
         for cam in data.cameras[subject]:
@@ -98,6 +101,7 @@ def build_wild_source(data: H36M, subjects: list[str], stride: int = 1) -> WildS
             parts["p"].append(cam3d - cam3d[:, :1])
             parts["r"].append(cam3d[:, 0])
             parts["i"].append(intr)
+            parts["R"].append(np.broadcast_to(cam.R, (len(world), 3, 3)))
             parts["d"].append(rays)
             parts["h"].append(has)
             parts["a"].append(np.full(len(world), actions.index(action_of(seq))))
@@ -111,6 +115,7 @@ def build_wild_source(data: H36M, subjects: list[str], stride: int = 1) -> WildS
         cam_pose=cat("p").float(),
         cam_root=cat("r").float(),
         cam_intrinsics=pinhole(cat("i").float()),
+        cam_rotation=cat("R").float(),
         det_rays=cat("d"),
         has_det=cat("h"),
         action=cat("a").long(),
@@ -131,6 +136,14 @@ class WildMix:
     wrong_camera: float = 0.15  # virtual rows encoded with a wrong focal / principal point
     focal_error: tuple[float, float] = (0.6, 1.7)  # true / assumed focal length
     views: ViewRanges = TRAIN_VIEWS
+
+
+@dataclass
+class WildPoseSet(PoseSet):
+    """A wild batch: pairs plus each row's camera orientation, so that PoseAug can work in a
+    level frame (gravity mode) and turn its output into the row's camera."""
+
+    world_to_camera: torch.Tensor  # [N, 3, 3]
 
 
 class WildBatcher:
@@ -157,7 +170,7 @@ class WildBatcher:
         visible[few] = True
         return encode_rays(seen, visible)
 
-    def __call__(self, rows: WildSource) -> PoseSet:
+    def __call__(self, rows: WildSource) -> WildPoseSet:
         n, dev, mix = len(rows), rows.world.device, self.mix
         u = torch.rand(n, device=dev)
         det = rows.has_det & (u < mix.real_detections)
@@ -168,12 +181,15 @@ class WildBatcher:
         pose = torch.where(keep[..., None], rows.cam_pose.cpu(), views.pose3d).to(dev)
         root = torch.where(keep, rows.cam_root.cpu(), views.root).to(dev)
         intr = torch.where(keep, rows.cam_intrinsics.cpu(), views.intrinsics).to(dev)
+        turn = torch.where(keep[..., None], rows.cam_rotation.cpu(), views.rotation).to(dev)
         kp = self.observe(pose + root[:, None], intr)
         real = encode_rays(rows.det_rays, kp[..., 2] > 0)  # same missing joints as drawn
         kp = torch.where(det[:, None, None], real, kp)
         wrong = virtual & (torch.rand(n, device=dev) < mix.wrong_camera)
         kp = torch.where(wrong[:, None, None], self._wrong_camera(kp, intr), kp)
-        return PoseSet(pose, root, kp, intr, rows.action, rows.subject, rows.actions, rows.subjects)
+        return WildPoseSet(
+            pose, root, kp, intr, rows.action, rows.subject, rows.actions, rows.subjects, turn
+        )
 
     def _wrong_camera(self, kp: torch.Tensor, intr: torch.Tensor) -> torch.Tensor:
         return assumed_camera(kp, intr, focal_ratios(len(kp), self.mix, kp.device))

@@ -13,7 +13,11 @@ Tests (S9/S11, seeded):
 - `unseen`: every `unseen_stride`-th frame through one camera each from
   `virtual_cameras.UNSEEN_VIEWS` (fields of view 25-110 deg, elevations to +-70 deg, 2-12 m),
   with the fitted detector error model; run with the camera given and without it;
-- `occluded{k}`: the unseen test (camera given) with k random joints missing, k = 1, 2, 4.
+- `occluded{k}`: the unseen test (camera given) with k random joints missing, k = 1, 2, 4;
+- `unseen_actions`: the unseen test (camera given) on the poses of `novelty.NOVEL_ACTIONS`
+  only, for lifters trained without those actions (joint angles never seen in training);
+- `unseen_bodies`: the unseen test (camera given) on poses re-targeted to other statures and
+  proportions, children included (`body_shapes.UNSEEN_BODIES`), joint angles unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from poseaug_training.data.body_shapes import BodyRanges, retarget, sample_bodies
 from poseaug_training.data.camera import (
     normalize_screen,
     project_to_pixels,
@@ -90,18 +95,31 @@ def h36m_test(data: H36M, subjects: list[str], source: str, stride: int = 1) -> 
 
 
 def unseen_test(
-    data: H36M, subjects: list[str], error_model: DetectorErrorModel, stride: int, seed: int = 0
+    data: H36M,
+    subjects: list[str],
+    error_model: DetectorErrorModel,
+    stride: int,
+    seed: int = 0,
+    actions: tuple[str, ...] | None = None,
+    bodies: BodyRanges | None = None,
 ) -> LiftTest:
-    """S9/S11 poses through unseen virtual cameras with the detector error model (seeded)."""
+    """S9/S11 poses through unseen virtual cameras with the detector error model (seeded);
+    only the poses of `actions` when given (the unseen-poses test), re-targeted to bodies drawn
+    from `bodies` when given (the unseen-bodies test)."""
     gen = torch.Generator().manual_seed(seed)
     worlds, actions_idx = [], []
-    sequences = data.sequences(subjects)
-    actions = sorted({action_of(seq) for _, seq in sequences})
+    sequences = [
+        (s, q) for s, q in data.sequences(subjects) if actions is None or action_of(q) in actions
+    ]
+    names = sorted({action_of(seq) for _, seq in sequences})
     for subject, seq in sequences:
         w = data.poses_world[(subject, seq)][::stride]
         worlds.append(w - w[:, :1])
-        actions_idx.append(np.full(len(w), actions.index(action_of(seq))))
+        actions_idx.append(np.full(len(w), names.index(action_of(seq))))
     world = torch.from_numpy(np.concatenate(worlds))
+    if bodies is not None:
+        body_gen = torch.Generator().manual_seed(seed + 1)
+        world = retarget(world, sample_bodies(len(world), bodies, body_gen))
     views = place_in_view(world, UNSEEN_VIEWS, gen)
     points = (views.pose3d + views.root[:, None]).double()
     pix = project_to_pixels(points, views.intrinsics.double())
@@ -112,7 +130,7 @@ def unseen_test(
         intrinsics=views.intrinsics.numpy().astype(np.float64),
         target=views.pose3d.numpy(),
         action=np.concatenate(actions_idx),
-        actions=actions,
+        actions=names,
     )
 
 
@@ -194,7 +212,7 @@ def run_tests(
             for k in OCCLUDED_COUNTS:
                 occluded = test.with_missing(k, seed + k)
                 results[f"occluded{k}"] = score(lifter(model_inputs(occluded, normalization)), test)
-        else:
+        else:  # h36m_sh, h36m_gt, and the novelty tests (camera given)
             results[name.removeprefix("h36m_")] = score(
                 lifter(model_inputs(test, normalization)), test
             )

@@ -9,6 +9,7 @@ can be switched off by ``ops`` with arithmetic masking (no Python branch on tens
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 from poseaug_training.poseaug.bone_angle_op import BoneAngleGenerator
 from poseaug_training.poseaug.bone_length_op import DEFAULT_LIMIT, BoneLengthGenerator
 from poseaug_training.poseaug.rotation_translation_op import (
+    DEFAULT_MAX_TILT_DEG,
     DEFAULT_MIN_DEPTH,
     RotationTranslationGenerator,
 )
@@ -50,6 +52,8 @@ class Augmentor(nn.Module):
         min_depth: float = DEFAULT_MIN_DEPTH,
         hidden: int = 256,
         num_blocks: int = 2,
+        rt_mode: str = "free",
+        max_tilt_deg: float = DEFAULT_MAX_TILT_DEG,
     ) -> None:
         super().__init__()
         if set(noise_dims) != set(OP_NAMES) or min(noise_dims.values()) < 1:
@@ -59,7 +63,9 @@ class Augmentor(nn.Module):
         self.num_blocks = num_blocks
         self.ba = BoneAngleGenerator(self.noise_dims["ba"], hidden, num_blocks)
         self.bl = BoneLengthGenerator(self.noise_dims["bl"], bl_limit, hidden, num_blocks)
-        self.rt = RotationTranslationGenerator(self.noise_dims["rt"], min_depth, hidden, num_blocks)
+        self.rt = RotationTranslationGenerator(
+            self.noise_dims["rt"], min_depth, hidden, num_blocks, rt_mode, max_tilt_deg
+        )
 
     @property
     def bl_limit(self) -> float:
@@ -73,8 +79,8 @@ class Augmentor(nn.Module):
     def from_state_dict(cls, state: Mapping[str, Tensor]) -> Augmentor:
         """Rebuild an augmentor from its ``state_dict()`` alone.
 
-        Noise dims, width and depth are read off the weight shapes; BL limit and depth floor
-        are buffers in the state itself.
+        Noise dims, width and depth are read off the weight shapes; BL limit, depth floor and
+        (gravity mode) tilt bound are buffers in the state itself.
         """
         first = {op: state[f"{op}.net.net.0.weight"] for op in ("ba", "bl")}
         first["rt"] = state["rt.rotation_net.net.0.weight"]
@@ -89,7 +95,13 @@ class Augmentor(nn.Module):
             v for k, v in state.items() if k.startswith("ba.net.") and k.endswith("weight")
         ]
         n_linear = sum(1 for v in ba_weights if v.dim() == 2)  # BatchNorm weights are 1-D
-        model = cls(noise_dims=dims, hidden=hidden, num_blocks=(n_linear - 2) // 2)
+        gravity = {}
+        if "rt.max_tilt" in state:
+            gravity = {
+                "rt_mode": "gravity",
+                "max_tilt_deg": math.degrees(float(state["rt.max_tilt"])),
+            }
+        model = cls(noise_dims=dims, hidden=hidden, num_blocks=(n_linear - 2) // 2, **gravity)
         model.load_state_dict(state)
         return model
 
@@ -102,7 +114,16 @@ class Augmentor(nn.Module):
             "min_depth": self.min_depth,
             "hidden": self.hidden,
             "num_blocks": self.num_blocks,
+            **self.rt_config,
         }
+
+    @property
+    def rt_config(self) -> dict[str, Any]:
+        """RT's mode, and its tilt bound in gravity mode (the free mode's config stays as the
+        first bundles recorded it)."""
+        if self.rt.mode == "free":
+            return {}
+        return {"rt_mode": "gravity", "max_tilt_deg": math.degrees(float(self.rt.max_tilt))}
 
     def sample_noise(
         self,

@@ -53,6 +53,7 @@ class GeneratorLossWeights:
     feedback_ba: float = 0.1  # --gloss_factorfeedback_ba
     feedback_bl: float = 0.1  # no official BL feedback; used only if the schedule lists 'bl'
     feedback_rt: float = 0.01  # --gloss_factorfeedback_rt
+    rom: float = 0.0  # joint range-of-motion penalty (joint_limits.py; not in the official code)
 
     def feedback(self, op: str) -> float:
         return float(getattr(self, f"feedback_{op}"))
@@ -170,9 +171,15 @@ def generator_loss(
     feedback: Mapping[str, Tensor] | None = None,
     weights: GeneratorLossWeights | None = None,
 ) -> Tensor:
-    """Weighted augmentor loss; pass ``feedback=None`` during the GAN-only warm-up epochs."""
+    """Weighted augmentor loss; pass ``feedback=None`` during the GAN-only warm-up epochs.
+
+    ``regularizers`` holds 'ba' and 'bl' (weighted by ``regularizer``) and optionally 'rom'
+    (weighted by ``rom``)."""
     w = weights or GeneratorLossWeights()
-    total = w.adv_2d * adv_2d + w.adv_3d * adv_3d + w.regularizer * sum(regularizers.values())
+    regs = sum(v for k, v in regularizers.items() if k != "rom")
+    total = w.adv_2d * adv_2d + w.adv_3d * adv_3d + w.regularizer * regs
+    if "rom" in regularizers:
+        total = total + w.rom * regularizers["rom"]
     for op, term in (feedback or {}).items():
         total = total + w.feedback(op) * term
     return total

@@ -13,6 +13,7 @@ class TrainConfig:
     subjects: list[str] = field(default_factory=lambda: ["S1", "S5", "S6", "S7", "S8"])
     test_subjects: list[str] = field(default_factory=lambda: ["S9", "S11"])
     stride: int = 1
+    exclude_actions: list[str] = field(default_factory=list)  # held out (unseen-poses split)
     epochs: int = 50
     batch_size: int = 1024
     lr: float = 1e-3
@@ -55,6 +56,18 @@ class TrainConfig:
     w_feedback_ba: float = 0.1
     w_feedback_rt: float = 0.01
     ops: list[str] = field(default_factory=lambda: ["ba", "bl", "rt"])  # augmentor ops in use
+    # The camera-aware generation's augmentor (poseaug/rotation_translation_op.py): "gravity"
+    # RT reads poses in a level camera and only turns them about the vertical and tilts them
+    # by at most max_tilt_deg, leaving viewpoint and placement to the virtual camera; "free"
+    # is the official RT (any rotation, a learned translation).
+    rt_mode: str = "free"
+    max_tilt_deg: float = 60.0
+    bl_limit: float = 0.2  # BL's hard bound on each group's length change (tanh scale)
+    bl_reg_limit: float = 0.1  # BL regularizer: squared change beyond this is penalized
+    w_rom: float = 0.0  # weight of the joint range-of-motion penalty on BA's output
+    # BA regularizer: the mean per-bone 1 - cos of BA's change kept within centre +- width
+    # (official 0.205 +- 0.165, i.e. bones turned by about 16-50 degrees on average)
+    ba_range: tuple[float, float] = (0.205, 0.165)
     estimator_updates: str = "mixed"  # how P learns from augmented pairs after the warm-up:
     # "mixed": every step, one update on the source batch plus its augmented pairs weighted by
     # aug_weight; "alternate" (the official code): A and D train through the epoch while its

@@ -38,12 +38,15 @@ from poseaug_training.data.camera import (
     project_to_pixels,
 )
 from poseaug_training.data.pairs import PoseSet
+from poseaug_training.data.virtual_cameras import camera_from_level
 from poseaug_training.data.wild_clips import ClipBatch, ClipBatcher
 from poseaug_training.data.wild_pairs import WildBatcher, encode_rays
+from poseaug_training.models import TEMPORAL
 from poseaug_training.models.ray_lifter import perspective_normalize
-from poseaug_training.poseaug.augmentor import Augmentor
+from poseaug_training.poseaug.augmentor import Augmentor, AugmentorOutput
 from poseaug_training.poseaug.clip_augment import augment_clip
 from poseaug_training.poseaug.history_pool import HistoryPool
+from poseaug_training.poseaug.joint_limits import outside_joint_limits, range_of_motion_excess
 from poseaug_training.poseaug.kcs_discriminator import KCSDiscriminator
 from poseaug_training.poseaug.losses import (
     GeneratorLossWeights,
@@ -126,7 +129,12 @@ class PoseAugStep:
         self.t = trainer
         dev = trainer.device
         torch.manual_seed(cfg.seed + 1)
-        self.augmentor = Augmentor().to(dev)
+        self.augmentor = Augmentor(
+            bl_limit=cfg.bl_limit, rt_mode=cfg.rt_mode, max_tilt_deg=cfg.max_tilt_deg
+        ).to(dev)
+        self.gravity = cfg.rt_mode == "gravity"
+        if self.gravity and not (cfg.wild and cfg.estimator not in TEMPORAL):
+            raise ValueError("--rt-mode gravity needs the single-frame wild recipe")
         self.d3d = KCSDiscriminator().to(dev)
         self.d2d = Pose2DDiscriminator().to(dev)
         if trainer.init_extra:  # a run started from a PoseAug run keeps its augmentor and critics
@@ -169,6 +177,7 @@ class PoseAugStep:
             regularizer=cfg.w_reg,
             feedback_ba=cfg.w_feedback_ba,
             feedback_rt=cfg.w_feedback_rt,
+            rom=cfg.w_rom,
         )
         trainer.extra.update(
             augmentor=self.augmentor,
@@ -193,7 +202,7 @@ class PoseAugStep:
         self.augmentor.train()
         n = len(batch)
         noise = self.augmentor.sample_noise(n, generator=self.noise.generator)
-        out = self.augmentor(batch.pose3d, batch.root, *noise, ops=self.ops)
+        out = self._augment(batch, noise)
         pix_ba = project_to_pixels(out.pose_ba + batch.root[:, None], batch.intrinsics)
         pix_rt = project_to_pixels(out.pose_rt, batch.intrinsics)
         if self.wild is not None:  # P sees what a detector would report; D the clean shape
@@ -214,7 +223,9 @@ class PoseAugStep:
             view_rt = kp_rt
         adv3d = lsgan_generator_loss(self.d3d(out.pose_ba))
         adv2d = lsgan_generator_loss(self.d2d(view_rt))
-        regs = regularizer_terms(batch.pose3d, out)
+        regs = regularizer_terms(batch.pose3d, out, *cfg.ba_range, bl_limit=cfg.bl_reg_limit)
+        if cfg.w_rom:
+            regs["rom"] = range_of_motion_excess(out.pose_ba).mean()
         feedback = None
         if not warm:
             feedback = self._feedback(batch, out, kp_ba, kp_rt, pix_rt, frac)
@@ -232,6 +243,7 @@ class PoseAugStep:
             adv2d_g=float(adv2d.detach()),
             reg_ba=float(regs["ba"].detach()),
             reg_bl=float(regs["bl"].detach()),
+            outside_rom_ba=float(outside_joint_limits(out.pose_ba.detach()).float().mean()),
         )
 
         # --- D: discriminators -----------------------------------------------------------
@@ -269,6 +281,25 @@ class PoseAugStep:
             )
             logs["aug_kept"] = len(aug_kp) / len(batch)
         return logs
+
+    def _augment(self, batch: PoseSet, noise: tuple[torch.Tensor, ...]) -> AugmentorOutput:
+        """The augmentor on a batch, its poses in the batch's cameras. Gravity mode reads each
+        pose in a level camera at the same centre (up = -y, as the service feeds callers'
+        poses) and turns the output back into the row's own, possibly tilted, camera."""
+        if not self.gravity:
+            return self.augmentor(batch.pose3d, batch.root, *noise, ops=self.ops)
+        to_cam = camera_from_level(batch.world_to_camera)  # [N, 3, 3]
+        to_level = to_cam.transpose(1, 2)
+        source = torch.einsum("nij,nkj->nki", to_level, batch.pose3d)
+        root = torch.einsum("nij,nj->ni", to_level, batch.root)
+        out = self.augmentor(source, root, *noise, ops=self.ops)
+
+        def turn(points: torch.Tensor) -> torch.Tensor:
+            return torch.einsum("nij,nkj->nki", to_cam, points)
+
+        return out._replace(
+            pose_ba=turn(out.pose_ba), pose_bl=turn(out.pose_bl), pose_rt=turn(out.pose_rt)
+        )
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         """The official schedule's estimator passes after an epoch of A and D updates: one over

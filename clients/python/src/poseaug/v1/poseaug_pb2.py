@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18poseaug/v1/poseaug.proto\x12\nposeaug.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"\xf4\x02\n\x11Lift2Dto3DRequest\x12%\n\tkeypoints\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\"\n\x06scores\x18\x02 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12*\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1a.poseaug.v1.KeypointFormat\x12)\n\nimage_size\x18\x04 \x01(\x0b\x32\x15.poseaug.v1.ImageSize\x12*\n\x0bimage_sizes\x18\x05 \x03(\x0b\x32\x15.poseaug.v1.ImageSize\x12\r\n\x05model\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12,\n\x06\x63\x61mera\x18\x08 \x01(\x0b\x32\x1c.poseaug.v1.CameraIntrinsics\x12-\n\x07\x63\x61meras\x18\t \x03(\x0b\x32\x1c.poseaug.v1.CameraIntrinsics\x12\x11\n\ttrack_ids\x18\n \x03(\x03\"\xf4\x01\n\x12Lift2Dto3DResponse\x12\"\n\x06pose3d\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\x13\n\x0bjoint_names\x18\x02 \x03(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\'\n\x0bpose_scores\x18\x06 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12*\n\x0ejoint_inferred\x18\x07 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\x16\n\x0e\x64\x65\x66\x61ult_camera\x18\x08 \x01(\x08\"\\\n\x17StreamLift2Dto3DRequest\x12.\n\x07request\x18\x01 \x01(\x0b\x32\x1d.poseaug.v1.Lift2Dto3DRequest\x12\x11\n\tlookahead\x18\x02 \x01(\r\"c\n\x18StreamLift2Dto3DResponse\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1e.poseaug.v1.Lift2Dto3DResponse\x12\x15\n\rrequest_index\x18\x02 \x01(\x04\"\x85\x01\n\x10\x43\x61meraIntrinsics\x12\n\n\x02\x66x\x18\x01 \x01(\x01\x12\n\n\x02\x66y\x18\x02 \x01(\x01\x12\n\n\x02\x63x\x18\x03 \x01(\x01\x12\n\n\x02\x63y\x18\x04 \x01(\x01\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\x0e\n\x06radial\x18\x07 \x03(\x01\x12\x12\n\ntangential\x18\x08 \x03(\x01\"\xc7\x01\n\x0e\x41ugmentRequest\x12#\n\x07poses3d\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\"\n\x03ops\x18\x02 \x03(\x0e\x32\x15.poseaug.v1.AugmentOp\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12,\n\x06\x63\x61mera\x18\x05 \x01(\x0b\x32\x1c.poseaug.v1.CameraIntrinsics\x12\r\n\x05model\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"\xc2\x01\n\x11\x41ugmentParameters\x12.\n\x12\x62one_angle_offsets\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12.\n\x12\x62one_length_ratios\x18\x02 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12$\n\x08rotation\x18\x03 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\'\n\x0btranslation\x18\x04 \x01(\x0b\x32\x12.poseaug.v1.Tensor\"\xcc\x01\n\x0f\x41ugmentResponse\x12#\n\x07poses3d\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\'\n\x0bkeypoints2d\x18\x02 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\x31\n\nparameters\x18\x03 \x01(\x0b\x32\x1d.poseaug.v1.AugmentParameters\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"W\n\x14StreamAugmentRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.poseaug.v1.AugmentRequest\x12\x12\n\nchunk_size\x18\x02 \x01(\r\"S\n\x15StreamAugmentResponse\x12*\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1b.poseaug.v1.AugmentResponse\x12\x0e\n\x06offset\x18\x02 \x01(\x04\"\x13\n\x11ListModelsRequest\"~\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.poseaug.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\x12*\n\x07refused\x18\x03 \x03(\x0b\x32\x19.poseaug.v1.RefusedBundle\"-\n\rRefusedBundle\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x13GetModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"<\n\x14GetModelInfoResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.poseaug.v1.ModelInfo\"\x8e\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nis_default\x18\x03 \x01(\x08\x12\x13\n\x0bjoint_names\x18\x04 \x03(\t\x12\x15\n\rjoint_parents\x18\x05 \x03(\x05\x12\x31\n\rinput_formats\x18\x06 \x03(\x0e\x32\x1a.poseaug.v1.KeypointFormat\x12\x11\n\tproviders\x18\x07 \x03(\t\x12\x15\n\rhas_augmentor\x18\x08 \x01(\x08\x12\x33\n\x07metrics\x18\t \x03(\x0b\x32\".poseaug.v1.ModelInfo.MetricsEntry\x12\x15\n\rmanifest_json\x18\n \x01(\t\x12\x14\n\x0clifter_input\x18\x0b \x01(\t\x12\x17\n\x0ftemporal_frames\x18\x0c \x01(\r\x12\x1a\n\x12temporal_lookahead\x18\r \x01(\r\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\x88\x01\n\x0eKeypointFormat\x12\x1f\n\x1bKEYPOINT_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n\x17KEYPOINT_FORMAT_H36M_17\x10\x01\x12\x1b\n\x17KEYPOINT_FORMAT_COCO_17\x10\x02\x12\x1b\n\x17KEYPOINT_FORMAT_MPII_16\x10\x03*`\n\tAugmentOp\x12\x1a\n\x16\x41UGMENT_OP_UNSPECIFIED\x10\x00\x12\x11\n\rAUGMENT_OP_BA\x10\x01\x12\x11\n\rAUGMENT_OP_BL\x10\x02\x12\x11\n\rAUGMENT_OP_RT\x10\x03\x32\xfc\x03\n\x0ePoseAugService\x12K\n\nLift2Dto3D\x12\x1d.poseaug.v1.Lift2Dto3DRequest\x1a\x1e.poseaug.v1.Lift2Dto3DResponse\x12\x61\n\x10StreamLift2Dto3D\x12#.poseaug.v1.StreamLift2Dto3DRequest\x1a$.poseaug.v1.StreamLift2Dto3DResponse(\x01\x30\x01\x12\x42\n\x07\x41ugment\x12\x1a.poseaug.v1.AugmentRequest\x1a\x1b.poseaug.v1.AugmentResponse\x12V\n\rStreamAugment\x12 .poseaug.v1.StreamAugmentRequest\x1a!.poseaug.v1.StreamAugmentResponse0\x01\x12K\n\nListModels\x12\x1d.poseaug.v1.ListModelsRequest\x1a\x1e.poseaug.v1.ListModelsResponse\x12Q\n\x0cGetModelInfo\x12\x1f.poseaug.v1.GetModelInfoRequest\x1a .poseaug.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18poseaug/v1/poseaug.proto\x12\nposeaug.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"\xf4\x02\n\x11Lift2Dto3DRequest\x12%\n\tkeypoints\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\"\n\x06scores\x18\x02 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12*\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1a.poseaug.v1.KeypointFormat\x12)\n\nimage_size\x18\x04 \x01(\x0b\x32\x15.poseaug.v1.ImageSize\x12*\n\x0bimage_sizes\x18\x05 \x03(\x0b\x32\x15.poseaug.v1.ImageSize\x12\r\n\x05model\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12,\n\x06\x63\x61mera\x18\x08 \x01(\x0b\x32\x1c.poseaug.v1.CameraIntrinsics\x12-\n\x07\x63\x61meras\x18\t \x03(\x0b\x32\x1c.poseaug.v1.CameraIntrinsics\x12\x11\n\ttrack_ids\x18\n \x03(\x03\"\xf4\x01\n\x12Lift2Dto3DResponse\x12\"\n\x06pose3d\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\x13\n\x0bjoint_names\x18\x02 \x03(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\'\n\x0bpose_scores\x18\x06 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12*\n\x0ejoint_inferred\x18\x07 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\x16\n\x0e\x64\x65\x66\x61ult_camera\x18\x08 \x01(\x08\"\\\n\x17StreamLift2Dto3DRequest\x12.\n\x07request\x18\x01 \x01(\x0b\x32\x1d.poseaug.v1.Lift2Dto3DRequest\x12\x11\n\tlookahead\x18\x02 \x01(\r\"c\n\x18StreamLift2Dto3DResponse\x12\x30\n\x08response\x18\x01 \x01(\x0b\x32\x1e.poseaug.v1.Lift2Dto3DResponse\x12\x15\n\rrequest_index\x18\x02 \x01(\x04\"\x85\x01\n\x10\x43\x61meraIntrinsics\x12\n\n\x02\x66x\x18\x01 \x01(\x01\x12\n\n\x02\x66y\x18\x02 \x01(\x01\x12\n\n\x02\x63x\x18\x03 \x01(\x01\x12\n\n\x02\x63y\x18\x04 \x01(\x01\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\x0e\n\x06radial\x18\x07 \x03(\x01\x12\x12\n\ntangential\x18\x08 \x03(\x01\"\xee\x02\n\x0e\x41ugmentRequest\x12#\n\x07poses3d\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\"\n\x03ops\x18\x02 \x03(\x0e\x32\x15.poseaug.v1.AugmentOp\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12,\n\x06\x63\x61mera\x18\x05 \x01(\x0b\x32\x1c.poseaug.v1.CameraIntrinsics\x12\r\n\x05model\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12(\n\tplacement\x18\x08 \x01(\x0e\x32\x15.poseaug.v1.Placement\x12\x19\n\x0cmax_tilt_deg\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x1a\n\x12redraw_implausible\x18\n \x01(\x08\x12\x33\n\x0fkeypoint_format\x18\x0b \x01(\x0e\x32\x1a.poseaug.v1.KeypointFormatB\x0f\n\r_max_tilt_deg\"\xc2\x01\n\x11\x41ugmentParameters\x12.\n\x12\x62one_angle_offsets\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12.\n\x12\x62one_length_ratios\x18\x02 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12$\n\x08rotation\x18\x03 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\'\n\x0btranslation\x18\x04 \x01(\x0b\x32\x12.poseaug.v1.Tensor\"\xc4\x02\n\x0f\x41ugmentResponse\x12#\n\x07poses3d\x18\x01 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\'\n\x0bkeypoints2d\x18\x02 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\x31\n\nparameters\x18\x03 \x01(\x0b\x32\x1d.poseaug.v1.AugmentParameters\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x30\n\x14outside_joint_limits\x18\x07 \x01(\x0b\x32\x12.poseaug.v1.Tensor\x12\x33\n\x0fkeypoint_format\x18\x08 \x01(\x0e\x32\x1a.poseaug.v1.KeypointFormat\x12\x0f\n\x07redrawn\x18\t \x01(\x04\"W\n\x14StreamAugmentRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.poseaug.v1.AugmentRequest\x12\x12\n\nchunk_size\x18\x02 \x01(\r\"S\n\x15StreamAugmentResponse\x12*\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1b.poseaug.v1.AugmentResponse\x12\x0e\n\x06offset\x18\x02 \x01(\x04\"\x13\n\x11ListModelsRequest\"~\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.poseaug.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\x12*\n\x07refused\x18\x03 \x03(\x0b\x32\x19.poseaug.v1.RefusedBundle\"-\n\rRefusedBundle\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x13GetModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"<\n\x14GetModelInfoResponse\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.poseaug.v1.ModelInfo\"\x8e\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nis_default\x18\x03 \x01(\x08\x12\x13\n\x0bjoint_names\x18\x04 \x03(\t\x12\x15\n\rjoint_parents\x18\x05 \x03(\x05\x12\x31\n\rinput_formats\x18\x06 \x03(\x0e\x32\x1a.poseaug.v1.KeypointFormat\x12\x11\n\tproviders\x18\x07 \x03(\t\x12\x15\n\rhas_augmentor\x18\x08 \x01(\x08\x12\x33\n\x07metrics\x18\t \x03(\x0b\x32\".poseaug.v1.ModelInfo.MetricsEntry\x12\x15\n\rmanifest_json\x18\n \x01(\t\x12\x14\n\x0clifter_input\x18\x0b \x01(\t\x12\x17\n\x0ftemporal_frames\x18\x0c \x01(\r\x12\x1a\n\x12temporal_lookahead\x18\r \x01(\r\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\x88\x01\n\x0eKeypointFormat\x12\x1f\n\x1bKEYPOINT_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n\x17KEYPOINT_FORMAT_H36M_17\x10\x01\x12\x1b\n\x17KEYPOINT_FORMAT_COCO_17\x10\x02\x12\x1b\n\x17KEYPOINT_FORMAT_MPII_16\x10\x03*`\n\tAugmentOp\x12\x1a\n\x16\x41UGMENT_OP_UNSPECIFIED\x10\x00\x12\x11\n\rAUGMENT_OP_BA\x10\x01\x12\x11\n\rAUGMENT_OP_BL\x10\x02\x12\x11\n\rAUGMENT_OP_RT\x10\x03*T\n\tPlacement\x12\x19\n\x15PLACEMENT_UNSPECIFIED\x10\x00\x12\x15\n\x11PLACEMENT_IN_VIEW\x10\x01\x12\x15\n\x11PLACEMENT_LEARNED\x10\x02\x32\xfc\x03\n\x0ePoseAugService\x12K\n\nLift2Dto3D\x12\x1d.poseaug.v1.Lift2Dto3DRequest\x1a\x1e.poseaug.v1.Lift2Dto3DResponse\x12\x61\n\x10StreamLift2Dto3D\x12#.poseaug.v1.StreamLift2Dto3DRequest\x1a$.poseaug.v1.StreamLift2Dto3DResponse(\x01\x30\x01\x12\x42\n\x07\x41ugment\x12\x1a.poseaug.v1.AugmentRequest\x1a\x1b.poseaug.v1.AugmentResponse\x12V\n\rStreamAugment\x12 .poseaug.v1.StreamAugmentRequest\x1a!.poseaug.v1.StreamAugmentResponse0\x01\x12K\n\nListModels\x12\x1d.poseaug.v1.ListModelsRequest\x1a\x1e.poseaug.v1.ListModelsResponse\x12Q\n\x0cGetModelInfo\x12\x1f.poseaug.v1.GetModelInfoRequest\x1a .poseaug.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELINFO_METRICSENTRY']._loaded_options = None
   _globals['_MODELINFO_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_KEYPOINTFORMAT']._serialized_start=2554
-  _globals['_KEYPOINTFORMAT']._serialized_end=2690
-  _globals['_AUGMENTOP']._serialized_start=2692
-  _globals['_AUGMENTOP']._serialized_end=2788
+  _globals['_KEYPOINTFORMAT']._serialized_start=2841
+  _globals['_KEYPOINTFORMAT']._serialized_end=2977
+  _globals['_AUGMENTOP']._serialized_start=2979
+  _globals['_AUGMENTOP']._serialized_end=3075
+  _globals['_PLACEMENT']._serialized_start=3077
+  _globals['_PLACEMENT']._serialized_end=3161
   _globals['_TENSOR']._serialized_start=40
   _globals['_TENSOR']._serialized_end=77
   _globals['_IMAGESIZE']._serialized_start=79
@@ -52,29 +54,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAMERAINTRINSICS']._serialized_start=941
   _globals['_CAMERAINTRINSICS']._serialized_end=1074
   _globals['_AUGMENTREQUEST']._serialized_start=1077
-  _globals['_AUGMENTREQUEST']._serialized_end=1276
-  _globals['_AUGMENTPARAMETERS']._serialized_start=1279
-  _globals['_AUGMENTPARAMETERS']._serialized_end=1473
-  _globals['_AUGMENTRESPONSE']._serialized_start=1476
-  _globals['_AUGMENTRESPONSE']._serialized_end=1680
-  _globals['_STREAMAUGMENTREQUEST']._serialized_start=1682
-  _globals['_STREAMAUGMENTREQUEST']._serialized_end=1769
-  _globals['_STREAMAUGMENTRESPONSE']._serialized_start=1771
-  _globals['_STREAMAUGMENTRESPONSE']._serialized_end=1854
-  _globals['_LISTMODELSREQUEST']._serialized_start=1856
-  _globals['_LISTMODELSREQUEST']._serialized_end=1875
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1877
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2003
-  _globals['_REFUSEDBUNDLE']._serialized_start=2005
-  _globals['_REFUSEDBUNDLE']._serialized_end=2050
-  _globals['_GETMODELINFOREQUEST']._serialized_start=2052
-  _globals['_GETMODELINFOREQUEST']._serialized_end=2088
-  _globals['_GETMODELINFORESPONSE']._serialized_start=2090
-  _globals['_GETMODELINFORESPONSE']._serialized_end=2150
-  _globals['_MODELINFO']._serialized_start=2153
-  _globals['_MODELINFO']._serialized_end=2551
-  _globals['_MODELINFO_METRICSENTRY']._serialized_start=2505
-  _globals['_MODELINFO_METRICSENTRY']._serialized_end=2551
-  _globals['_POSEAUGSERVICE']._serialized_start=2791
-  _globals['_POSEAUGSERVICE']._serialized_end=3299
+  _globals['_AUGMENTREQUEST']._serialized_end=1443
+  _globals['_AUGMENTPARAMETERS']._serialized_start=1446
+  _globals['_AUGMENTPARAMETERS']._serialized_end=1640
+  _globals['_AUGMENTRESPONSE']._serialized_start=1643
+  _globals['_AUGMENTRESPONSE']._serialized_end=1967
+  _globals['_STREAMAUGMENTREQUEST']._serialized_start=1969
+  _globals['_STREAMAUGMENTREQUEST']._serialized_end=2056
+  _globals['_STREAMAUGMENTRESPONSE']._serialized_start=2058
+  _globals['_STREAMAUGMENTRESPONSE']._serialized_end=2141
+  _globals['_LISTMODELSREQUEST']._serialized_start=2143
+  _globals['_LISTMODELSREQUEST']._serialized_end=2162
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2164
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2290
+  _globals['_REFUSEDBUNDLE']._serialized_start=2292
+  _globals['_REFUSEDBUNDLE']._serialized_end=2337
+  _globals['_GETMODELINFOREQUEST']._serialized_start=2339
+  _globals['_GETMODELINFOREQUEST']._serialized_end=2375
+  _globals['_GETMODELINFORESPONSE']._serialized_start=2377
+  _globals['_GETMODELINFORESPONSE']._serialized_end=2437
+  _globals['_MODELINFO']._serialized_start=2440
+  _globals['_MODELINFO']._serialized_end=2838
+  _globals['_MODELINFO_METRICSENTRY']._serialized_start=2792
+  _globals['_MODELINFO_METRICSENTRY']._serialized_end=2838
+  _globals['_POSEAUGSERVICE']._serialized_start=3164
+  _globals['_POSEAUGSERVICE']._serialized_end=3672
 # @@protoc_insertion_point(module_scope)

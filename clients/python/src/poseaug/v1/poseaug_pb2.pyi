@@ -20,6 +20,12 @@ class AugmentOp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUGMENT_OP_BA: _ClassVar[AugmentOp]
     AUGMENT_OP_BL: _ClassVar[AugmentOp]
     AUGMENT_OP_RT: _ClassVar[AugmentOp]
+
+class Placement(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PLACEMENT_UNSPECIFIED: _ClassVar[Placement]
+    PLACEMENT_IN_VIEW: _ClassVar[Placement]
+    PLACEMENT_LEARNED: _ClassVar[Placement]
 KEYPOINT_FORMAT_UNSPECIFIED: KeypointFormat
 KEYPOINT_FORMAT_H36M_17: KeypointFormat
 KEYPOINT_FORMAT_COCO_17: KeypointFormat
@@ -28,6 +34,9 @@ AUGMENT_OP_UNSPECIFIED: AugmentOp
 AUGMENT_OP_BA: AugmentOp
 AUGMENT_OP_BL: AugmentOp
 AUGMENT_OP_RT: AugmentOp
+PLACEMENT_UNSPECIFIED: Placement
+PLACEMENT_IN_VIEW: Placement
+PLACEMENT_LEARNED: Placement
 
 class Tensor(_message.Message):
     __slots__ = ("shape", "data")
@@ -126,7 +135,7 @@ class CameraIntrinsics(_message.Message):
     def __init__(self, fx: _Optional[float] = ..., fy: _Optional[float] = ..., cx: _Optional[float] = ..., cy: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., radial: _Optional[_Iterable[float]] = ..., tangential: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class AugmentRequest(_message.Message):
-    __slots__ = ("poses3d", "ops", "count", "seed", "camera", "model", "request_id")
+    __slots__ = ("poses3d", "ops", "count", "seed", "camera", "model", "request_id", "placement", "max_tilt_deg", "redraw_implausible", "keypoint_format")
     POSES3D_FIELD_NUMBER: _ClassVar[int]
     OPS_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +143,10 @@ class AugmentRequest(_message.Message):
     CAMERA_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_TILT_DEG_FIELD_NUMBER: _ClassVar[int]
+    REDRAW_IMPLAUSIBLE_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     poses3d: Tensor
     ops: _containers.RepeatedScalarFieldContainer[AugmentOp]
     count: int
@@ -141,7 +154,11 @@ class AugmentRequest(_message.Message):
     camera: CameraIntrinsics
     model: str
     request_id: str
-    def __init__(self, poses3d: _Optional[_Union[Tensor, _Mapping]] = ..., ops: _Optional[_Iterable[_Union[AugmentOp, str]]] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., camera: _Optional[_Union[CameraIntrinsics, _Mapping]] = ..., model: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    placement: Placement
+    max_tilt_deg: float
+    redraw_implausible: bool
+    keypoint_format: KeypointFormat
+    def __init__(self, poses3d: _Optional[_Union[Tensor, _Mapping]] = ..., ops: _Optional[_Iterable[_Union[AugmentOp, str]]] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., camera: _Optional[_Union[CameraIntrinsics, _Mapping]] = ..., model: _Optional[str] = ..., request_id: _Optional[str] = ..., placement: _Optional[_Union[Placement, str]] = ..., max_tilt_deg: _Optional[float] = ..., redraw_implausible: _Optional[bool] = ..., keypoint_format: _Optional[_Union[KeypointFormat, str]] = ...) -> None: ...
 
 class AugmentParameters(_message.Message):
     __slots__ = ("bone_angle_offsets", "bone_length_ratios", "rotation", "translation")
@@ -156,20 +173,26 @@ class AugmentParameters(_message.Message):
     def __init__(self, bone_angle_offsets: _Optional[_Union[Tensor, _Mapping]] = ..., bone_length_ratios: _Optional[_Union[Tensor, _Mapping]] = ..., rotation: _Optional[_Union[Tensor, _Mapping]] = ..., translation: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class AugmentResponse(_message.Message):
-    __slots__ = ("poses3d", "keypoints2d", "parameters", "model", "model_version", "request_id")
+    __slots__ = ("poses3d", "keypoints2d", "parameters", "model", "model_version", "request_id", "outside_joint_limits", "keypoint_format", "redrawn")
     POSES3D_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS2D_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTSIDE_JOINT_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REDRAWN_FIELD_NUMBER: _ClassVar[int]
     poses3d: Tensor
     keypoints2d: Tensor
     parameters: AugmentParameters
     model: str
     model_version: str
     request_id: str
-    def __init__(self, poses3d: _Optional[_Union[Tensor, _Mapping]] = ..., keypoints2d: _Optional[_Union[Tensor, _Mapping]] = ..., parameters: _Optional[_Union[AugmentParameters, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    outside_joint_limits: Tensor
+    keypoint_format: KeypointFormat
+    redrawn: int
+    def __init__(self, poses3d: _Optional[_Union[Tensor, _Mapping]] = ..., keypoints2d: _Optional[_Union[Tensor, _Mapping]] = ..., parameters: _Optional[_Union[AugmentParameters, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., outside_joint_limits: _Optional[_Union[Tensor, _Mapping]] = ..., keypoint_format: _Optional[_Union[KeypointFormat, str]] = ..., redrawn: _Optional[int] = ...) -> None: ...
 
 class StreamAugmentRequest(_message.Message):
     __slots__ = ("request", "chunk_size")
