@@ -249,6 +249,32 @@ def test_lift_and_augment_write_pages_and_view_rewrites_them(
     assert code == 0 and again["augmented"] == aug["augmented"] and again["source"] == aug["source"]
 
 
+def test_augment_page_draws_2d_in_the_layout_asked_for(server, poses3d, tmp_path, capsys) -> None:
+    np.savez(tmp_path / "src.npz", pose3d=poses3d)
+    code, _, err = poseaug(
+        capsys, "augment", "--server", server.address, "--input", tmp_path / "src.npz",
+        "--count", "2", "--camera", "1000,1000,640,360,1280,720", "--keypoint-format", "coco17",
+        "--output", tmp_path / "aug.npz", "--html", tmp_path / "aug.html",
+    )  # fmt: skip
+    assert code == 0, err
+    page = page_data(tmp_path / "aug.html")
+    layout = page["keypoint_layout"]
+    assert page["image"] == [1280, 720]
+    assert layout["format"] == "coco17" and layout["count"] == 17
+    assert layout["side"] == "CLRLRLRLRLRLRLRLR"  # nose, then left/right pairs
+    assert [5, 6] in layout["edges"] and [0, 1] in layout["edges"]  # shoulders, nose-eye
+    saved = np.load(tmp_path / "aug.npz")
+    assert np.array_equal(
+        decode_ints(page["keypoints"]).reshape(22, 17, 2), np.round(saved["keypoints"])
+    )
+    code, _, err = poseaug(
+        capsys, "view", tmp_path / "aug.npz", "--source", tmp_path / "src.npz",
+        "--output", tmp_path / "again.html",
+    )  # fmt: skip
+    assert code == 0, err
+    assert page_data(tmp_path / "again.html")["keypoint_layout"] == layout
+
+
 def test_view_errors_are_one_line(server, poses3d, tmp_path, capsys) -> None:
     np.savez(tmp_path / "src.npz", pose3d=poses3d)
     poseaug(

@@ -458,7 +458,7 @@ def run_augment(args: argparse.Namespace) -> int:
         ops=np.asarray(args.ops),
         **params,
     )
-    augment_html(args, poses, result_poses, keypoints)
+    augment_html(args, poses, result_poses, keypoints, camera)
     if args.plot is not None:
         from poseaug_client.plot import plot_augment
 

@@ -69,12 +69,18 @@ def lift_html(
 
 
 def augment_html(
-    args: argparse.Namespace, sources: np.ndarray, poses: np.ndarray, keypoints: np.ndarray
+    args: argparse.Namespace,
+    sources: np.ndarray,
+    poses: np.ndarray,
+    keypoints: np.ndarray,
+    camera: Camera | None,
 ) -> None:
-    """The page of an augmentation: source beside augmented pose, row by row, and its 2D."""
+    """The page of an augmentation: source beside augmented pose, row by row, and its 2D
+    (in the layout it was asked in, framed by the camera's image when it has a size)."""
     if args.html is None:
         return
-    scene = augment_scene(sources, poses, keypoints, args.count, _image_size(args.camera))
+    size = (camera.width, camera.height) if camera is not None and camera.width else None
+    scene = augment_scene(sources, poses, keypoints, args.count, size, args.keypoint_format)
     what = f"{len(sources)} source poses x {args.count}, ops {args.ops}, seed {args.seed}"
     write_page(args.html, render(scene, f"poseaug augment: {args.input.name}", what))
     print(f"viewer -> {args.html}")
@@ -187,17 +193,14 @@ def _augment_result_scene(
             f"--source {args.source}: {len(sources)} poses do not match the source_index of "
             f"{args.result} ({len(poses)} rows)"
         )
+    layout = str(arrays.get("keypoint_format", "h36m17"))
+    if layout not in KEYPOINT_NAMES:
+        raise CLIError(f"{args.result}: unknown keypoint_format {layout!r}")
     keypoints = arrays.get("keypoints")
-    if keypoints is None or keypoints.shape != (len(poses), NUM_JOINTS, 2):
-        raise CLIError(f"{args.result}: keypoints must have shape [{len(poses)}, 17, 2]")
-    return augment_scene(sources, poses, keypoints, count)
-
-
-def _image_size(camera: object) -> tuple[int, int] | None:
-    """The image size of an augment --camera, if it has one."""
-    get = camera.get if isinstance(camera, dict) else lambda k: getattr(camera, k, 0)
-    width, height = (int(get("width") or 0), int(get("height") or 0)) if camera else (0, 0)
-    return (width, height) if width > 0 and height > 0 else None
+    shape = (len(poses), len(KEYPOINT_NAMES[layout]), 2)
+    if keypoints is None or keypoints.shape != shape:
+        raise CLIError(f"{args.result}: keypoints ({layout}) must have shape {list(shape)}")
+    return augment_scene(sources, poses, keypoints, count, keypoint_format=layout)
 
 
 def _roots(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from poseaug_client.contract import H36M_JOINT_NAMES, H36M_PARENTS
+from poseaug_client.formats import KEYPOINT_EDGES, KEYPOINT_NAMES
 from poseaug_client.viewer.codec import encode_bits, encode_ints
 
 VALUES_PER_POSE = len(H36M_JOINT_NAMES) * 3
@@ -23,14 +24,29 @@ SIDE_BY_SIDE_M = 1.0
 PAIR_OFFSET_M = 0.8
 
 
-def skeleton() -> dict[str, object]:
-    """The H36M-17 skeleton of every pose, for the page: names, parents and the side of each
-    joint ("L", "R" or "C" for the middle), read from the joint names."""
-    sides = "".join(
-        "L" if n.startswith("left_") else "R" if n.startswith("right_") else "C"
-        for n in H36M_JOINT_NAMES
+def _sides(names: Sequence[str]) -> str:
+    """ "L", "R" or "C" (the middle) for each joint, read from its name."""
+    return "".join(
+        "L" if n.startswith("left_") else "R" if n.startswith("right_") else "C" for n in names
     )
-    return {"names": list(H36M_JOINT_NAMES), "parents": list(H36M_PARENTS), "side": sides}
+
+
+def skeleton() -> dict[str, object]:
+    """The H36M-17 skeleton of every 3D pose, for the page: names, parents, sides."""
+    names = H36M_JOINT_NAMES
+    return {"names": list(names), "parents": list(H36M_PARENTS), "side": _sides(names)}
+
+
+def keypoint_layout(keypoint_format: str) -> dict[str, object]:
+    """The 2D skeleton of a keypoint layout ("h36m17", "coco17", ...): how many keypoints,
+    the pairs drawn as bones, the side of each keypoint."""
+    names = KEYPOINT_NAMES[keypoint_format]
+    return {
+        "format": keypoint_format,
+        "count": len(names),
+        "edges": [list(edge) for edge in KEYPOINT_EDGES[keypoint_format]],
+        "side": _sides(names),
+    }
 
 
 def upright(poses: np.ndarray) -> np.ndarray:
@@ -188,11 +204,12 @@ def augment_scene(
     keypoints2d: np.ndarray,
     count: int,
     image_size: tuple[int, int] | None = None,
+    keypoint_format: str = "h36m17",
 ) -> dict[str, object]:
     """The page data of an augmentation: row i of `augmented` [M, 17, 3] (camera frame,
-    metres) and its 2D keypoints [M, 17, 2] (pixels) came from source pose i // count
-    [N, 17, 3]. Each row shows the source (left) and the augmented pose (right) root to root,
-    the source standing on the floor; image_size frames the 2D view."""
+    metres) and its 2D keypoints [M, K, 2] (pixels, in `keypoint_format`) came from source
+    pose i // count [N, 17, 3]. Each row shows the source (left) and the augmented pose
+    (right) root to root, the source standing on the floor; image_size frames the 2D view."""
     source = np.asarray(source, dtype=np.float64)
     augmented = np.asarray(augmented, dtype=np.float64)
     turn = upright(source)
@@ -211,6 +228,7 @@ def augment_scene(
         "source": encode_ints(np.round(src * 1000)),
         "augmented": encode_ints(np.round(aug * 1000)),
         "keypoints": encode_ints(np.round(np.asarray(keypoints2d, dtype=np.float64))),
+        "keypoint_layout": keypoint_layout(keypoint_format),
         "image": None if image_size is None else [int(image_size[0]), int(image_size[1])],
         "height": round(float(np.median(src[..., 1])) * 1000),
         "radius": round((PAIR_OFFSET_M + 1.2) * 1000),

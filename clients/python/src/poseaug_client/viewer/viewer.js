@@ -86,7 +86,8 @@
     const sources = data.rows / data.count;
     const source = decodeInts(data.source, sources * PER_POSE, 0);
     const augmented = decodeInts(data.augmented, data.rows * PER_POSE, 0);
-    const keypoints = decodeInts(data.keypoints, data.rows * JOINTS * 2, 0);
+    const KEYPOINTS = data.keypoint_layout.count;
+    const keypoints = decodeInts(data.keypoints, data.rows * KEYPOINTS * 2, 0);
     for (let r = 0; r < data.rows; r++) {
       const s = Math.floor(r / data.count);
       steps.push({
@@ -94,7 +95,7 @@
           { points: source.subarray(s * PER_POSE, (s + 1) * PER_POSE), inferred: null, label: "source " + s },
           { points: augmented.subarray(r * PER_POSE, (r + 1) * PER_POSE), inferred: null, label: "augmented" },
         ],
-        keypoints: keypoints.subarray(r * JOINTS * 2, (r + 1) * JOINTS * 2),
+        keypoints: keypoints.subarray(r * KEYPOINTS * 2, (r + 1) * KEYPOINTS * 2),
       });
     }
     stepLabel = function (i) {
@@ -278,18 +279,21 @@
     }
     c.fillStyle = "#222";
     c.font = "12px sans-serif";
-    c.fillText(data.image ? "2D projection (" + data.image[0] + " x " + data.image[1] + " px)" : "2D projection (px)", 10, 18);
+    const title = "2D projection, " + data.keypoint_layout.format;
+    c.fillText(data.image ? title + " (" + data.image[0] + " x " + data.image[1] + " px)" : title + " (px)", 10, 18);
+    const layout = data.keypoint_layout; // the keypoints' own 2D skeleton (H36M, COCO, ...)
     c.lineWidth = 3;
     c.lineCap = "round";
-    for (let j = 1; j < JOINTS; j++) {
-      const a = at(skeleton.parents[j]);
-      const b = at(j);
-      c.strokeStyle = COLOURS[skeleton.side[j]];
+    layout.edges.forEach(function (edge) {
+      const a = at(edge[0]);
+      const b = at(edge[1]);
+      const sa = layout.side[edge[0]];
+      c.strokeStyle = COLOURS[sa === layout.side[edge[1]] ? sa : "C"];
       c.beginPath(); c.moveTo(a[0], a[1]); c.lineTo(b[0], b[1]); c.stroke();
-    }
-    for (let j = 0; j < JOINTS; j++) {
+    });
+    for (let j = 0; j < layout.count; j++) {
       const p = at(j);
-      c.fillStyle = COLOURS[skeleton.side[j]];
+      c.fillStyle = COLOURS[layout.side[j]];
       c.beginPath(); c.arc(p[0], p[1], 3.5, 0, 2 * Math.PI); c.fill();
     }
   }
