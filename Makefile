@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and make:
 #   make serve   serve the default model bundle from models/ on 127.0.0.1:50051
-#   make test    install all three packages (torch 2.13.0 CPU) and run linters + tests
+#   make test    install all three packages (torch 2.13.0 CPU) and Chromium (for the viewer's
+#                browser tests, where apt-get can), run linters + tests
 PYTHON ?= python3.11
 DATA ?= ../shared/data/h36m
 HOST ?= 127.0.0.1
@@ -10,11 +11,11 @@ SERVE_VENV := .venv-serve
 TEST_VENV := .venv
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: serve test proto lint clean help
+.PHONY: serve test proto lint browser clean help
 
 help:
 	@echo "make serve  - venv $(SERVE_VENV): service + client, serve models/ on $(HOST):$(PORT)"
-	@echo "make test   - venv $(TEST_VENV): all three packages + dev tools, ruff, buf lint, pytest"
+	@echo "make test   - venv $(TEST_VENV): all three packages + dev tools, Chromium (apt-get), ruff, buf lint, pytest"
 	@echo "make proto  - regenerate the committed Python stubs from proto/"
 
 $(SERVE_VENV)/.installed: service/pyproject.toml clients/python/pyproject.toml
@@ -38,7 +39,11 @@ lint: $(TEST_VENV)/.installed
 	$(TEST_VENV)/bin/ruff format --check .
 	$(TEST_VENV)/bin/buf lint
 
-test: lint
+# Headless Chromium for the viewer's browser tests (Debian's package; they skip without it).
+browser:
+	@sh tests/support/install_chromium.sh
+
+test: lint browser
 	POSEAUG_H36M=$(DATA) $(TEST_VENV)/bin/python -m pytest
 
 proto: $(TEST_VENV)/.installed

@@ -51,9 +51,7 @@ def test_drift_check_catches_a_hand_edited_proto(tmp_path: Path) -> None:
     shutil.copytree(REPO / "proto", edited_root)
     path = edited_root / PROTO
     text = path.read_text()
-    edited = text.replace(
-        "  string request_id = 7;\n}", "  string request_id = 7;\n  bool x = 99;\n}", 1
-    )
+    edited = text.replace("message Tensor {\n", "message Tensor {\n  bool x = 99;\n", 1)
     assert edited != text
     path.write_text(edited)
     out = tmp_path / "out"

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from poseaug.v1 import poseaug_pb2
+from poseaug_client.contract import DEFAULT_HFOV_DEG  # the camera of requests that send none
 
-# Camera of requests that send none: this horizontal field of view across the image width,
-# principal point at the image centre, square pixels, no distortion.
-DEFAULT_HFOV_DEG = 60.0
 # A joint whose (mapped) detector score is below this counts as missing.
 MISSING_SCORE_THRESHOLD = 0.3
 # Fixed-point undistortion: stop when no ray moves more than this, or after this many steps

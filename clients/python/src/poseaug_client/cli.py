@@ -35,6 +35,13 @@ from poseaug_client.formats import KEYPOINT_FORMATS
 from poseaug_client.jobs import AUGMENT_OUTPUT_FORMATS, DEFAULT_IMAGE_SIZE, PLACEMENTS
 from poseaug_client.results import concat_augment
 from poseaug_client.version import __version__
+from poseaug_client.viewer.commands import (
+    add_html_option,
+    add_view_command,
+    augment_html,
+    check_html,
+    lift_html,
+)
 
 SERVER_ENV = "POSEAUG_SERVER"
 
@@ -208,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the track --plot draws (default: the longest)",
     )
+    add_html_option(lift)
     lift.add_argument("--progress", action="store_true", help="show a progress bar")
     lift.set_defaults(handler=run_lift)
 
@@ -278,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output poses per call or streamed chunk (default 65536)",
     )
     aug.add_argument("--plot", type=Path, metavar="FILE.png", help="draw source vs augmented poses")
+    add_html_option(aug)
     aug.add_argument("--progress", action="store_true", help="stream the job with a progress bar")
     aug.set_defaults(handler=run_augment)
 
@@ -288,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", parents=common, help="check the server's health")
     health.add_argument("--service", default="", help="service name (default: the whole server)")
     health.set_defaults(handler=run_health)
+    add_view_command(commands)
     return parser
 
 
@@ -313,6 +323,7 @@ def make_client(args: argparse.Namespace, **options: object) -> PoseAugClient:
 
 def run_lift(args: argparse.Namespace) -> int:
     check_output(args.output, (".npz", ".json"))
+    check_html(args)
     if args.plot is not None:
         check_output(args.plot, (".png",), "--plot")
         from poseaug_client.plot import require_matplotlib
@@ -366,6 +377,7 @@ def run_lift(args: argparse.Namespace) -> int:
     poses = result.poses3d[back]
     inferred = None if result.joint_inferred is None else result.joint_inferred[back]
     write_lift_output(args.output, poses, source, inferred)
+    lift_html(args, source, fmt, camera, image_size, poses, inferred)
     if args.plot is not None and tracks is not None:
         from poseaug_client.plot import plot_track
 
@@ -401,6 +413,7 @@ def augment_camera_of(args: argparse.Namespace) -> Camera | None:
 
 def run_augment(args: argparse.Namespace) -> int:
     check_output(args.output, (".npz",))
+    check_html(args)
     if args.plot is not None:
         check_output(args.plot, (".png",), "--plot")
         from poseaug_client.plot import require_matplotlib
@@ -445,6 +458,7 @@ def run_augment(args: argparse.Namespace) -> int:
         ops=np.asarray(args.ops),
         **params,
     )
+    augment_html(args, poses, result_poses, keypoints, camera)
     if args.plot is not None:
         from poseaug_client.plot import plot_augment
 
@@ -500,7 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        format="poseaug: %(message)s", level=logging.INFO if args.verbose else logging.ERROR
+        format="poseaug: %(message)s",
+        level=logging.INFO if getattr(args, "verbose", False) else logging.ERROR,
     )
     try:
         return args.handler(args)

@@ -17,6 +17,7 @@ __all__ = [
     "AUGMENT_PARAM_FLOATS",
     "AUGMENT_ROW_FLOATS",
     "COCO_NAMES",
+    "DEFAULT_HFOV_DEG",
     "DEFAULT_STREAM_CHUNK",
     "F32",
     "H36M_JOINT_NAMES",
@@ -44,6 +45,11 @@ DEFAULT_STREAM_CHUNK = 4096
 
 #: The environment variable both sides read the bearer token from.
 TOKEN_ENV = "POSEAUG_TOKEN"
+
+#: Camera-aware lifters' camera of a request that sends none: this horizontal field of view
+#: (degrees) across the image width, principal point at the image centre, square pixels, no
+#: distortion.
+DEFAULT_HFOV_DEG = 60.0
 
 # --- Tensor codec ----------------------------------------------------------------------
 #: Every tensor on the wire: packed row-major little-endian float32 bytes plus a shape.

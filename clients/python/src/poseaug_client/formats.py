@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from poseaug.v1 import poseaug_pb2
-from poseaug_client.contract import H36M_JOINT_NAMES, H36M_PARENTS, NUM_JOINTS  # noqa: F401
+from poseaug_client.contract import (  # noqa: F401
+    COCO_NAMES,
+    H36M_JOINT_NAMES,
+    H36M_PARENTS,
+    MPII_NAMES,
+    NUM_JOINTS,
+)
 from poseaug_client.errors import invalid_argument
 
 #: User-facing format name -> (enum value, joints per pose).
@@ -15,6 +21,26 @@ KEYPOINT_FORMATS: dict[str, tuple[int, int]] = {
     "mpii16": (poseaug_pb2.KEYPOINT_FORMAT_MPII_16, 16),
 }
 _FORMAT_NAMES = {value: name for name, (value, _) in KEYPOINT_FORMATS.items()}
+#: User-facing format name -> its joint names, in order.
+KEYPOINT_NAMES: dict[str, tuple[str, ...]] = {
+    "h36m17": H36M_JOINT_NAMES,
+    "coco17": COCO_NAMES,
+    "mpii16": MPII_NAMES,
+}
+#: User-facing format name -> the (joint, joint) pairs drawn as bones of its 2D skeleton.
+# fmt: off
+KEYPOINT_EDGES: dict[str, list[tuple[int, int]]] = {
+    "h36m17": [(j, p) for j, p in enumerate(H36M_PARENTS) if p >= 0],
+    "coco17": [
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+        (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+    ],
+    "mpii16": [
+        (0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11),
+        (11, 12), (12, 7), (13, 7), (13, 14), (14, 15),
+    ],
+}
+# fmt: on
 
 #: User-facing op name -> enum value, in the fixed order the augmentor applies them.
 AUGMENT_OPS: dict[str, int] = {

@@ -8,22 +8,9 @@ from typing import Any
 import numpy as np
 
 from poseaug_client.files import CLIError
-from poseaug_client.formats import H36M_PARENTS
+from poseaug_client.formats import KEYPOINT_EDGES
 
-H36M_EDGES = [(j, p) for j, p in enumerate(H36M_PARENTS) if p >= 0]
-# fmt: off
-EDGES_2D = {
-    "h36m17": H36M_EDGES,
-    "coco17": [
-        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-        (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-    ],
-    "mpii16": [
-        (0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11),
-        (11, 12), (12, 7), (13, 7), (13, 14), (14, 15),
-    ],
-}
-# fmt: on
+H36M_EDGES = KEYPOINT_EDGES["h36m17"]
 MAX_POSES = 3
 
 
@@ -76,7 +63,7 @@ def plot_lift(path: Path, keypoints: np.ndarray, fmt: str, poses3d: np.ndarray) 
     fig = plt.figure(figsize=(4 * n, 8))
     for i in range(n):
         ax2 = fig.add_subplot(2, n, i + 1)
-        _draw_2d(ax2, keypoints[i], EDGES_2D.get(fmt, []), "tab:blue")
+        _draw_2d(ax2, keypoints[i], KEYPOINT_EDGES.get(fmt, []), "tab:blue")
         ax2.set_title(f"pose {i}: input 2D ({fmt}, px)")
         ax3 = fig.add_subplot(2, n, n + i + 1, projection="3d")
         _draw_3d(ax3, poses3d[i], "tab:red")

@@ -1,0 +1,1 @@
+"""The 3D viewer in a real browser (headless Chromium)."""

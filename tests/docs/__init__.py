@@ -1,0 +1,1 @@
+"""Documentation that must stay true: links, the README's examples, the example clip."""
