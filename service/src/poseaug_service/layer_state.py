@@ -1,0 +1,143 @@
+"""A temporal lifter's step form (models/README.md, `lifter.step`): one new frame per track in,
+and for each layer that looks back, the inputs it read at its taps; out, the pose of the frame
+the model's full lookahead back and each such layer's input at the new frame.
+
+`LayerState` keeps those inputs for one track: per kept input a ring of its last `max(taps)`
+values, about 80,000 float32 (320 KB) for the shipped 81-frame lifter, 25,000 (100 KB) for
+the 27-frame one (`nbytes`). A tap before the track's first frame reads that frame's value
+(edge padding); on the first frame itself the step form does that (`fresh`).
+
+`StepLayout` packs a step's inputs, and its outputs, into one float32 row per pose: the
+batcher merges and splits rows, so steps of many tracks and streams share one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KeptInput", "LayerState", "StepLayout"]
+
+JOINTS = 17
+POSE_VALUES = JOINTS * 3
+
+
+@dataclass(frozen=True)
+class KeptInput:
+    """One entry of lifter.step.state: graph input (the taps) and output (the new value)."""
+
+    input: str
+    output: str
+    channels: int
+    taps: tuple[int, ...]  # frames back, in the order of the input's axis 1
+
+    @property
+    def history(self) -> int:
+        """Values a track keeps: the farthest tap."""
+        return max(self.taps)
+
+
+@dataclass(frozen=True)
+class StepLayout:
+    """Where each step input and output sits in a packed row (see module docstring):
+    inputs [keypoints (17 x C) | fresh | taps of each kept input]; outputs [pose3d (17 x 3) |
+    the new value of each kept input]."""
+
+    keypoints: str
+    fresh: str
+    pose3d: str
+    channels: int  # values per joint of the frame (the lifter's input channels)
+    kept: tuple[KeptInput, ...]
+    in_width: int = field(init=False)
+    out_width: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        frame = JOINTS * self.channels
+        taps = sum(len(k.taps) * k.channels for k in self.kept)
+        object.__setattr__(self, "in_width", frame + 1 + taps)
+        object.__setattr__(self, "out_width", POSE_VALUES + sum(k.channels for k in self.kept))
+
+    @classmethod
+    def from_manifest(cls, step: dict[str, Any], channels: int) -> StepLayout:
+        kept = tuple(
+            KeptInput(s["input"], s["output"], int(s["channels"]), tuple(int(t) for t in s["taps"]))
+            for s in step["state"]
+        )
+        return cls(step["input"], step["fresh"], step["output"], channels, kept)
+
+    @property
+    def state_values(self) -> int:
+        """float32 values one track keeps."""
+        return sum(k.history * k.channels for k in self.kept)
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self.pose3d, *(k.output for k in self.kept)]
+
+    def rows(self, frames: np.ndarray) -> np.ndarray:
+        """Packed input rows [n, in_width] holding `frames` [n, 17, C]; taps still to fill."""
+        rows = np.zeros((len(frames), self.in_width), np.float32)
+        rows[:, : JOINTS * self.channels] = frames.reshape(len(frames), -1)
+        return rows
+
+    def feeds(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph inputs of packed rows."""
+        n = len(rows)
+        at = JOINTS * self.channels
+        feeds = {
+            self.keypoints: rows[:, :at].reshape(n, JOINTS, self.channels),
+            self.fresh: rows[:, at : at + 1],
+        }
+        at += 1
+        for k in self.kept:
+            size = len(k.taps) * k.channels
+            feeds[k.input] = rows[:, at : at + size].reshape(n, len(k.taps), k.channels)
+            at += size
+        return {name: np.ascontiguousarray(a) for name, a in feeds.items()}
+
+    def pack(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """Graph outputs (in `outputs` order) -> packed rows [n, out_width]."""
+        n = len(outputs[0])
+        return np.concatenate([o.reshape(n, -1) for o in outputs], axis=1)
+
+
+class LayerState:
+    """The kept inputs of one track's step form (see module docstring). `start` is the track
+    position of its first step."""
+
+    __slots__ = ("layout", "model", "rings", "start", "steps")
+
+    def __init__(self, layout: StepLayout, model: object, start: int) -> None:
+        self.layout = layout
+        self.model = model  # the model version whose layers these values came from
+        self.rings = [np.zeros((k.history, k.channels), np.float32) for k in layout.kept]
+        self.start = start
+        self.steps = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self.rings)
+
+    def fill(self, row: np.ndarray) -> None:
+        """Write the next step's `fresh` flag and taps into its packed input row."""
+        t = self.steps
+        at = JOINTS * self.layout.channels
+        row[at] = 1.0 if t == 0 else 0.0
+        at += 1
+        for k, ring in zip(self.layout.kept, self.rings, strict=True):
+            size = len(k.taps) * k.channels
+            if t:  # taps before the first frame read it; on the first step `fresh` does
+                slots = [max(t - d, 0) % k.history for d in k.taps]
+                row[at : at + size] = ring[slots].reshape(-1)
+            at += size
+
+    def push(self, out: np.ndarray) -> None:
+        """Keep the new values of a step's packed output row."""
+        slot_of = self.steps
+        at = POSE_VALUES
+        for k, ring in zip(self.layout.kept, self.rings, strict=True):
+            ring[slot_of % k.history] = out[at : at + k.channels]
+            at += k.channels
+        self.steps += 1
