@@ -51,7 +51,7 @@ $T poseaug "${C[@]}" "${S2[@]}" --init "$R/temporal_causal/checkpoint.pt" --anch
   --out "$R/temporal_causal_track" &
 wait
 
-# Bundles of stages 1 and 2 (lifter weights stored as float16, see README).
+# Bundles of stages 1 and 2 (lifter weights stored as float16, see docs/training.md).
 B=$R/temporal_bundles
 $T export --checkpoint "$R/temporal_centre_track/checkpoint.pt" --out "$B/wild-temporal-vpose-27" \
   --name wild-temporal-vpose-27
