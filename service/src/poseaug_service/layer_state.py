@@ -14,6 +14,7 @@ batcher merges and splits rows, so steps of many tracks and streams share one ru
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -52,12 +53,25 @@ class StepLayout:
     kept: tuple[KeptInput, ...]
     in_width: int = field(init=False)
     out_width: int = field(init=False)
+    # Per kept input: (history, [(frames back, first column, end column) of each tap]) in the
+    # input row, and (first column, end column) of its new value in the output row.
+    taps_at: tuple = field(init=False, repr=False)
+    next_at: tuple = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        frame = JOINTS * self.channels
-        taps = sum(len(k.taps) * k.channels for k in self.kept)
-        object.__setattr__(self, "in_width", frame + 1 + taps)
-        object.__setattr__(self, "out_width", POSE_VALUES + sum(k.channels for k in self.kept))
+        at = JOINTS * self.channels + 1
+        taps_at = []
+        for k in self.kept:
+            spans = [
+                (d, at + i * k.channels, at + (i + 1) * k.channels) for i, d in enumerate(k.taps)
+            ]
+            taps_at.append((k.history, spans))
+            at += len(k.taps) * k.channels
+        out = POSE_VALUES + np.cumsum([0, *(k.channels for k in self.kept)])
+        object.__setattr__(self, "in_width", at)
+        object.__setattr__(self, "out_width", int(out[-1]))
+        object.__setattr__(self, "taps_at", tuple(taps_at))
+        object.__setattr__(self, "next_at", tuple(pairwise(out.tolist())))
 
     @classmethod
     def from_manifest(cls, step: dict[str, Any], channels: int) -> StepLayout:
@@ -84,17 +98,14 @@ class StepLayout:
 
     def feeds(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The graph inputs of packed rows."""
-        n = len(rows)
-        at = JOINTS * self.channels
+        n, frame = len(rows), JOINTS * self.channels
         feeds = {
-            self.keypoints: rows[:, :at].reshape(n, JOINTS, self.channels),
-            self.fresh: rows[:, at : at + 1],
+            self.keypoints: rows[:, :frame].reshape(n, JOINTS, self.channels),
+            self.fresh: rows[:, frame : frame + 1],
         }
-        at += 1
-        for k in self.kept:
-            size = len(k.taps) * k.channels
-            feeds[k.input] = rows[:, at : at + size].reshape(n, len(k.taps), k.channels)
-            at += size
+        for k, (_, spans) in zip(self.kept, self.taps_at, strict=True):
+            taps = rows[:, spans[0][1] : spans[-1][2]]
+            feeds[k.input] = taps.reshape(n, len(k.taps), k.channels)
         return {name: np.ascontiguousarray(a) for name, a in feeds.items()}
 
     def pack(self, outputs: list[np.ndarray]) -> np.ndarray:
@@ -121,23 +132,19 @@ class LayerState:
         return sum(r.nbytes for r in self.rings)
 
     def fill(self, row: np.ndarray) -> None:
-        """Write the next step's `fresh` flag and taps into its packed input row."""
+        """Write the next step's `fresh` flag and taps into its packed input row (zeros)."""
         t = self.steps
-        at = JOINTS * self.layout.channels
-        row[at] = 1.0 if t == 0 else 0.0
-        at += 1
-        for k, ring in zip(self.layout.kept, self.rings, strict=True):
-            size = len(k.taps) * k.channels
-            if t:  # taps before the first frame read it; on the first step `fresh` does
-                slots = [max(t - d, 0) % k.history for d in k.taps]
-                row[at : at + size] = ring[slots].reshape(-1)
-            at += size
+        if not t:  # the first frame: every tap reads it, which the step form does itself
+            row[JOINTS * self.layout.channels] = 1.0
+            return
+        for ring, (history, spans) in zip(self.rings, self.layout.taps_at, strict=True):
+            for back, a, b in spans:
+                # A tap before the track's first frame reads that frame (slot 0).
+                row[a:b] = ring[(t - back) % history if t > back else 0]
 
     def push(self, out: np.ndarray) -> None:
         """Keep the new values of a step's packed output row."""
-        slot_of = self.steps
-        at = POSE_VALUES
-        for k, ring in zip(self.layout.kept, self.rings, strict=True):
-            ring[slot_of % k.history] = out[at : at + k.channels]
-            at += k.channels
+        t = self.steps
+        for ring, (a, b) in zip(self.rings, self.layout.next_at, strict=True):
+            ring[t % len(ring)] = out[a:b]
         self.steps += 1

@@ -71,6 +71,9 @@ class Track:
     first: int = 0
     last_seen: float = 0.0
     state: LayerState | None = None  # step mode: its layers' kept inputs
+    # Positions of its poses in messages owed, or handed out by the latest `ready` (their
+    # windows may still be built): the frames from the oldest one's window on are kept.
+    owed: deque[int] = field(default_factory=deque)
     # Step mode: (position, owed message, row) of poses whose answer a later step gives.
     waiting: deque[tuple[int, Owed, int]] = field(default_factory=deque)
 
@@ -131,6 +134,7 @@ class StreamTracks:
         self._clock = clock
         self._live: dict[tuple[str, int], Track] = {}
         self._owed: deque[Owed] = deque()
+        self._handed: list[Owed] = []  # handed out by the latest `ready`
         self._count = 0
 
     @property
@@ -178,11 +182,16 @@ class StreamTracks:
                 owed.done[row] = True
 
     def ready(self) -> list[Owed]:
-        """The messages now answerable, in order (their unanswered poses: `windows`)."""
+        """The messages now answerable, in order (their unanswered poses: `windows`, to be
+        called before the next `ready`)."""
+        for owed in self._handed:  # answered by now: their frames are no longer needed
+            for track in owed.tracks or ():
+                track.owed.popleft()
         ready = []
         while len(self._owed) > self.lookahead:
             ready.append(self._close(self._owed.popleft()))
-        self._trim(ready)
+        self._handed = ready
+        self._trim()
         return ready
 
     def flush(self) -> list[Owed]:
@@ -228,6 +237,7 @@ class StreamTracks:
                 if track is None:
                     track = self._live[keys[i]] = Track(anchor)
             positions[i] = track.append(parsed.keypoints[i], now)
+            track.owed.append(int(positions[i]))
             tracks.append(track)
         owed = Owed(index, parsed, tracks, positions)
         if self.steps(model):
@@ -265,17 +275,11 @@ class StreamTracks:
             for rows in runs
         ]
 
-    def _trim(self, ready: list[Owed]) -> None:
+    def _trim(self) -> None:
         """Drop frames no future window, owed answer or answer about to be built can use."""
-        oldest: dict[int, int] = {}  # per track, the oldest position an owed answer has
-        for owed in [*ready, *self._owed]:
-            if owed.tracks is None:
-                continue
-            for track, p in zip(owed.tracks, owed.positions, strict=True):
-                oldest[id(track)] = min(oldest.get(id(track), int(p)), int(p))
         for track in self._live.values():
-            newest_next = track.newest + 1
-            track.keep_from(min(newest_next, oldest.get(id(track), newest_next)) - track.anchor)
+            oldest = track.owed[0] if track.owed else track.newest + 1
+            track.keep_from(oldest - track.anchor)
 
     def windows(self, owed: Owed) -> Windows | np.ndarray:
         """The window-model input of an answerable message's poses no step answered
