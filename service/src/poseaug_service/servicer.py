@@ -233,12 +233,13 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
 
         async with ReadAhead(request_iterator, prepare, drop, call) as window:
             async for item in window:
-                try:
-                    for owed, submitted in item.answers:
-                        yield await answer(owed, submitted)
+                try:  # the steps are released once their answers are built (as lift requests)
+                    responses = [await answer(owed, submitted) for owed, submitted in item.answers]
                 finally:
                     for submitted in item.steps:
                         submitted.release()
+                for response in responses:
+                    yield response
             # The client closed its side: the answers still owed (lookahead) go out now.
             for owed, inputs in due(tracks.flush()) if tracks is not None else []:
                 yield await answer(*submit(owed, inputs))
