@@ -91,8 +91,9 @@ class StepLayout:
         return [self.pose3d, *(k.output for k in self.kept)]
 
     def rows(self, frames: np.ndarray) -> np.ndarray:
-        """Packed input rows [n, in_width] holding `frames` [n, 17, C]; taps still to fill."""
-        rows = np.zeros((len(frames), self.in_width), np.float32)
+        """Packed input rows [n, in_width] holding `frames` [n, 17, C]; the rest is for
+        `LayerState.fill` to write."""
+        rows = np.empty((len(frames), self.in_width), np.float32)
         rows[:, : JOINTS * self.channels] = frames.reshape(len(frames), -1)
         return rows
 
@@ -132,11 +133,14 @@ class LayerState:
         return sum(r.nbytes for r in self.rings)
 
     def fill(self, row: np.ndarray) -> None:
-        """Write the next step's `fresh` flag and taps into its packed input row (zeros)."""
+        """Write the next step's `fresh` flag and taps into its packed input row."""
         t = self.steps
+        fresh = JOINTS * self.layout.channels
         if not t:  # the first frame: every tap reads it, which the step form does itself
-            row[JOINTS * self.layout.channels] = 1.0
+            row[fresh] = 1.0
+            row[fresh + 1 :] = 0.0
             return
+        row[fresh] = 0.0
         for ring, (history, spans) in zip(self.rings, self.layout.taps_at, strict=True):
             for back, a, b in spans:
                 # A tap before the track's first frame reads that frame (slot 0).

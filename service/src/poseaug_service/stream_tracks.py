@@ -51,7 +51,7 @@ class Owed:
     index: int
     parsed: LiftInput
     tracks: list[Track] | None
-    positions: np.ndarray | None
+    positions: list[int] | None
     pose3d: np.ndarray | None = None  # [n, 17, 3]
     done: np.ndarray | None = None  # [n] bool: rows of pose3d that hold an answer
     closed: bool = False  # handed out by `ready` or `flush`: later steps no longer answer it
@@ -184,14 +184,20 @@ class StreamTracks:
     def ready(self) -> list[Owed]:
         """The messages now answerable, in order (their unanswered poses: `windows`, to be
         called before the next `ready`)."""
+        changed: dict[int, Track] = {}  # tracks whose oldest owed position may have moved
         for owed in self._handed:  # answered by now: their frames are no longer needed
             for track in owed.tracks or ():
                 track.owed.popleft()
+                changed[id(track)] = track
         ready = []
         while len(self._owed) > self.lookahead:
-            ready.append(self._close(self._owed.popleft()))
+            owed = self._close(self._owed.popleft())
+            changed.update((id(t), t) for t in owed.tracks or ())
+            ready.append(owed)
         self._handed = ready
-        self._trim()
+        for track in changed.values():  # drop frames no window can use any more
+            oldest = track.owed[0] if track.owed else track.newest + 1
+            track.keep_from(oldest - track.anchor)
         return ready
 
     def flush(self) -> list[Owed]:
@@ -220,7 +226,7 @@ class StreamTracks:
             )
         ids = parsed.track_ids
         if ids is not None:
-            keys = [(name, int(t)) for t in ids]
+            keys = [(name, t) for t in ids.tolist()]
             new = len({k for k in keys if k not in self._live})
             if new and len(self._live) + new > self.max_tracks:
                 raise InvalidArgumentError(
@@ -228,16 +234,17 @@ class StreamTracks:
                     f"{new} new tracks would pass this stream's {self.max_tracks} live tracks "
                     f"({len(self._live)} live; idle ones are dropped after {self.idle_s:g} s)",
                 )
-        tracks, positions = [], np.empty(n, np.int64)
-        for i in range(n):
+        tracks, positions = [], []
+        for i, frame in enumerate(parsed.keypoints):
             if ids is None:
                 track = Track(anchor)  # a pose without a track stands alone
             else:
                 track = self._live.get(keys[i])
                 if track is None:
                     track = self._live[keys[i]] = Track(anchor)
-            positions[i] = track.append(parsed.keypoints[i], now)
-            track.owed.append(int(positions[i]))
+            position = track.append(frame, now)
+            track.owed.append(position)
+            positions.append(position)
             tracks.append(track)
         owed = Owed(index, parsed, tracks, positions)
         if self.steps(model):
@@ -253,10 +260,10 @@ class StreamTracks:
         """Each pose's step, in runs holding each track once; a track's state starts (afresh
         after a reload of its model) at the pose that finds it missing or another version's."""
         model = owed.parsed.model
+        positions = owed.positions
         runs: list[list[int]] = []  # the rows of each run
         seen: dict[int, int] = {}  # track -> runs it is in so far
-        for row, (track, position) in enumerate(zip(owed.tracks, owed.positions, strict=True)):
-            position = int(position)
+        for row, (track, position) in enumerate(zip(owed.tracks, positions, strict=True)):
             if track.state is None or track.state.model is not model:
                 track.state = LayerState(model.step_layout, model, start=position)
             track.waiting.append((position, owed, row))
@@ -265,21 +272,17 @@ class StreamTracks:
             if k == len(runs):
                 runs.append([])
             runs[k].append(row)
+        if len(runs) == 1:  # each track once, as a tracker sends them
+            return [StepRun(owed.tracks, positions, runs[0], owed.parsed.keypoints)]
         return [
             StepRun(
                 [owed.tracks[r] for r in rows],
-                [int(owed.positions[r]) for r in rows],
+                [positions[r] for r in rows],
                 rows,
                 owed.parsed.keypoints[rows],
             )
             for rows in runs
         ]
-
-    def _trim(self) -> None:
-        """Drop frames no future window, owed answer or answer about to be built can use."""
-        for track in self._live.values():
-            oldest = track.owed[0] if track.owed else track.newest + 1
-            track.keep_from(oldest - track.anchor)
 
     def windows(self, owed: Owed) -> Windows | np.ndarray:
         """The window-model input of an answerable message's poses no step answered
