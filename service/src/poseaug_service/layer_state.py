@@ -109,6 +109,10 @@ class StepLayout:
             feeds[k.input] = taps.reshape(n, len(k.taps), k.channels)
         return {name: np.ascontiguousarray(a) for name, a in feeds.items()}
 
+    def poses(self, packed: np.ndarray) -> np.ndarray:
+        """The answered poses [n, 17, 3] of packed output rows."""
+        return packed[:, :POSE_VALUES].reshape(-1, JOINTS, 3)
+
     def pack(self, outputs: list[np.ndarray]) -> np.ndarray:
         """Graph outputs (in `outputs` order) -> packed rows [n, out_width]."""
         n = len(outputs[0])

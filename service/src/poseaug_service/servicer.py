@@ -51,7 +51,7 @@ AUGMENT_SUB_CHUNK = 8192
 class _Prepared:
     """A stream message, prepared: the answers it makes due (each with its window-model work
     for the poses no step answered, if any), and its step runs, released once those answers
-    have gone out."""
+    are built."""
 
     answers: list[tuple[Owed, Submitted | None]]
     steps: list[Submitted]

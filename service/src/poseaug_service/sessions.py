@@ -138,7 +138,8 @@ def _check_step(session: ort.InferenceSession, layout: StepLayout, label: str) -
 
 
 def _check_whole_track(session: ort.InferenceSession, bundle: Bundle, label: str) -> None:
-    whole = bundle.whole_track or {}
+    whole = bundle.whole_track
+    assert whole is not None
     want = (None, None, 17, bundle.lifter_channels)
     _check_shape(session, whole["input"], want, label)
     _check_shape(session, whole["output"], (None, None, 17, 3), label, outputs=True)

@@ -165,8 +165,9 @@ class StreamTracks:
         """Keep a step run's new layer values and hand its poses to the messages they answer.
         The step of track position q answers position q - L where that is exact: from the
         track's start, or once the state has seen a whole window (a state started later)."""
-        poses = outputs[:, : 17 * 3].reshape(-1, 17, 3)
-        frames = run.tracks[0].state.model.temporal_frames
+        state = run.tracks[0].state
+        poses = state.layout.poses(outputs)
+        frames = state.model.temporal_frames
         for track, q, out, pose in zip(run.tracks, run.positions, outputs, poses, strict=True):
             state = track.state
             state.push(out)
