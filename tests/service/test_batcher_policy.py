@@ -115,6 +115,29 @@ def test_cancel_and_release_are_idempotent_and_free_the_hold() -> None:
         batcher.close()
 
 
+def test_a_run_holds_rows_of_one_shape_and_counts_each_row_s_cost() -> None:
+    """Rows of another shape (a whole-track request's stretches of another length) start the
+    next run; a row of cost c counts c rows against max_batch, and one that does not fit the
+    room left waits for the next run."""
+    rec = Recorder()
+    batcher = BlockingBatcher(rec.fn("run"), max_batch=8, max_delay_s=LONG, max_queue=8)
+    try:
+        first = batcher.submit(rows(1, 1.0))
+        assert first.done.wait(5)  # not released: what comes next is held for it
+        small = batcher.submit(rows(2, 1.0))
+        costly = batcher.submit(rows(4, 2.0), row_cost=3)
+        other_shape = batcher.submit(np.ones((1, 3, 17, 2), np.float32))
+        batcher.release(first)
+        # (each answered caller is released before the next run, which would wait for it)
+        np.testing.assert_array_equal(batcher.wait(small, 5), rows(2, 2.0))
+        assert batcher.wait(other_shape, 5).shape == (1, 3, 17, 2)
+        np.testing.assert_array_equal(batcher.wait(costly, 5), rows(4, 4.0))
+    finally:
+        batcher.close()
+    # 2 rows + 2 of cost 3 fill 8; the other shape runs alone; the costly rest after it.
+    assert rec.runs == [("run", 1), ("run", 4), ("run", 1), ("run", 2)]
+
+
 def test_busy_runs_only_while_other_callers_are_in_flight() -> None:
     rec = Recorder()
     idle, busy = rec.fn("idle"), rec.fn("busy")

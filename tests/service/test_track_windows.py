@@ -39,7 +39,14 @@ def test_a_request_s_tracks_get_centred_windows_with_edge_padding() -> None:
 
 
 def model(frames_: int = 5, anchor: int = 2, name: str = "t") -> SimpleNamespace:
-    return SimpleNamespace(name=name, temporal_frames=frames_, temporal_anchor=anchor)
+    """A model without the step form: every answer comes from windows."""
+    return SimpleNamespace(
+        name=name,
+        temporal_frames=frames_,
+        temporal_anchor=anchor,
+        temporal_lookahead=frames_ - 1 - anchor,
+        step_layout=None,
+    )
 
 
 def message(values: list[float], tracks: list[int] | None, m=None) -> SimpleNamespace:
@@ -50,11 +57,17 @@ def message(values: list[float], tracks: list[int] | None, m=None) -> SimpleName
     )
 
 
+def add(s: StreamTracks, msg: SimpleNamespace, prefix: str = "") -> list:
+    """Record a message (no step runs without the step form); the messages now answerable."""
+    assert s.add(msg, prefix) == []
+    return s.ready()
+
+
 def test_a_causal_stream_answers_each_message_from_past_frames() -> None:
     s = StreamTracks(lookahead=0, max_tracks=8, idle_s=60)
     answers = []
     for t in range(4):
-        (owed,) = s.add(message([t, 100 + t], [1, 2]))
+        (owed,) = add(s, message([t, 100 + t], [1, 2]))
         answers.append(labels(s.windows(owed)))
     # Window of 5 with the answered frame at 2: future frames repeat the newest.
     assert answers[0] == [[0, 0, 0, 0, 0], [100, 100, 100, 100, 100]]
@@ -64,10 +77,10 @@ def test_a_causal_stream_answers_each_message_from_past_frames() -> None:
 
 def test_lookahead_delays_answers_and_closing_flushes_them() -> None:
     s = StreamTracks(lookahead=2, max_tracks=8, idle_s=60)
-    assert s.add(message([0], [5])) == [] and s.add(message([1], [5])) == []
-    (first,) = s.add(message([2], [5]))
+    assert add(s, message([0], [5])) == [] and add(s, message([1], [5])) == []
+    (first,) = add(s, message([2], [5]))
     assert first.index == 0 and labels(s.windows(first)) == [[0, 0, 0, 1, 2]]
-    (second,) = s.add(message([3], [5]))
+    (second,) = add(s, message([3], [5]))
     assert second.index == 1 and labels(s.windows(second)) == [[0, 0, 1, 2, 3]]
     rest = s.flush()
     assert [o.index for o in rest] == [2, 3]
@@ -78,7 +91,7 @@ def test_lookahead_delays_answers_and_closing_flushes_them() -> None:
 def test_a_stream_keeps_only_the_frames_its_windows_need() -> None:
     s = StreamTracks(lookahead=0, max_tracks=8, idle_s=60)
     for t in range(100):
-        (owed,) = s.add(message([t], [1]))
+        (owed,) = add(s, message([t], [1]))
     assert labels(s.windows(owed)) == [[97, 98, 99, 99, 99]]
     track = next(iter(s._live.values()))
     assert len(track.frames) <= 5
@@ -87,19 +100,19 @@ def test_a_stream_keeps_only_the_frames_its_windows_need() -> None:
 def test_too_many_tracks_are_refused_and_idle_tracks_are_forgotten() -> None:
     now = [0.0]
     s = StreamTracks(lookahead=0, max_tracks=3, idle_s=10, clock=lambda: now[0])
-    s.add(message([0, 0, 0], [1, 2, 3]))
+    add(s, message([0, 0, 0], [1, 2, 3]))
     with pytest.raises(InvalidArgumentError) as err:
         s.add(message([0], [4]), prefix="request[1].")
     assert err.value.field == "request[1].track_ids"
     now[0] = 11.0  # tracks 1-3 idle for longer than 10 s
-    (owed,) = s.add(message([9], [4]))
+    (owed,) = add(s, message([9], [4]))
     assert s.live_tracks == 1 and labels(s.windows(owed)) == [[9, 9, 9, 9, 9]]
 
 
 def test_single_frame_models_need_no_windows() -> None:
     s = StreamTracks(lookahead=0, max_tracks=8, idle_s=60)
     msg = message([4, 5], [1, 2], m=model(frames_=1, anchor=0))
-    (owed,) = s.add(msg)
+    (owed,) = add(s, msg)
     assert s.windows(owed) is msg.keypoints and s.live_tracks == 0
 
 
@@ -108,7 +121,7 @@ def test_a_lookahead_stream_holds_small_messages_only() -> None:
     with pytest.raises(InvalidArgumentError) as err:
         s.add(message([1, 2, 3, 4], [1, 1, 1, 1]), prefix="request[0].")
     assert err.value.field == "request[0].keypoints"
-    assert s.add(message([1, 2, 3], [1, 1, 1])) == []
+    assert add(s, message([1, 2, 3], [1, 1, 1])) == []
     # Frames are copies: a held frame does not keep its message's array alive.
     track = next(iter(s._live.values()))
     assert all(f.base is None for f in track.frames)

@@ -8,6 +8,9 @@ server cannot tell them from a trained bundle:
 - lifter "window_probe": temporal (format 3, windows of WINDOW_FRAMES frames answered at
   WINDOW_ANCHOR): its output reveals which frames a window held: per joint, the x ray of the
   window's first, answered and last frame;
+- lifters "dilated_centre" / "dilated_causal": temporal, a small VideoPose3D-shaped network
+  (tests/support/dilated_toy.py) with its step and whole-track forms in the bundle too
+  (`forms=False` leaves them out, as older bundles do);
 - lifter "vpose": a VideoPose3D-1f-sized MLP (34 -> 1024, 4 residual blocks of two 1024x1024
   Gemm+Relu, -> 48, root prepended; about 8.5M parameters) for realistic timings;
 - augmentor: a deterministic graph that uses every noise input and honours `ops`
@@ -26,16 +29,21 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from poseaug_client.formats import H36M_JOINT_NAMES, H36M_PARENTS
+from tests.support import dilated_toy
 
 OPSET = 17
 # onnxruntime 1.31 reads ONNX IR <= 13; onnx 1.23 writes 14 unless told otherwise.
 IR_VERSION = 10
 DEFAULT_NOISE_DIMS = (48, 16, 8)
 # Lifters written as format 2 (camera_rays) bundles; the others are format 1.
-CAMERA_AWARE_LIFTERS = frozenset({"rays_echo", "window_probe"})
+CAMERA_AWARE_LIFTERS = frozenset({"rays_echo", "window_probe", "dilated_centre", "dilated_causal"})
 # The window_probe lifter's window (format 3): 5 frames answering the middle one.
 WINDOW_FRAMES, WINDOW_ANCHOR = 5, 2
-TEMPORAL_LIFTERS = {"window_probe": (WINDOW_FRAMES, WINDOW_ANCHOR)}
+DILATED = {"dilated_centre": "centre", "dilated_causal": "causal"}
+TEMPORAL_LIFTERS = {
+    "window_probe": (WINDOW_FRAMES, WINDOW_ANCHOR),
+    **{k: (dilated_toy.FRAMES, dilated_toy.ANCHORS[a]) for k, a in DILATED.items()},
+}
 JOINT_NAMES, PARENTS = H36M_JOINT_NAMES, H36M_PARENTS
 
 
@@ -255,8 +263,10 @@ def make_bundle(
     noise_dims: Sequence[int] = DEFAULT_NOISE_DIMS,
     version: str = "0.0.1-test",
     metrics: dict[str, float] | None = None,
+    forms: bool = True,
 ) -> Path:
-    """Write root/name/{lifter.onnx, augmentor.onnx, manifest.json}; returns the folder."""
+    """Write root/name/{lifter.onnx, augmentor.onnx, manifest.json} (and a dilated lifter's
+    step and whole-track forms unless `forms` is False); returns the folder."""
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
     builders = {
@@ -264,9 +274,26 @@ def make_bundle(
         "vpose": vpose_lifter,
         "rays_echo": rays_echo_lifter,
         "window_probe": window_probe_lifter,
+        **{k: lambda s, a=a: dilated_toy.window_form(a, s) for k, a in DILATED.items()},
     }
     onnx.save(builders[lifter](seed), folder / "lifter.onnx")
     files = ["lifter.onnx"]
+    lifter_forms = {}
+    if lifter in DILATED and forms:
+        anchor = DILATED[lifter]
+        onnx.save(dilated_toy.step_form(anchor, seed), folder / "lifter_step.onnx")
+        onnx.save(dilated_toy.whole_track_form(anchor, seed), folder / "lifter_track.onnx")
+        files += ["lifter_step.onnx", "lifter_track.onnx"]
+        lifter_forms = {
+            "step": {
+                "file": "lifter_step.onnx",
+                "input": "keypoints",
+                "fresh": "fresh",
+                "output": "pose3d",
+                "state": dilated_toy.step_state(anchor),
+            },
+            "whole_track": {"file": "lifter_track.onnx", "input": "keypoints", "output": "pose3d"},
+        }
     augmentor = None
     if with_augmentor:
         onnx.save(toy_augmentor(noise_dims, seed + 1), folder / "augmentor.onnx")
@@ -305,6 +332,7 @@ def make_bundle(
                 if temporal
                 else {}
             ),
+            **lifter_forms,
         },
         "augmentor": augmentor,
         "files": {

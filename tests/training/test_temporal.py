@@ -5,6 +5,7 @@ bundle, the sequence tests on checkpoint and bundle alike)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -328,5 +329,43 @@ def test_the_temporal_recipe_trains_resumes_exports_and_evaluates(
         )
         == 0
     )
-    again = json.loads((ev2 / "b" / "evaluation.json").read_text())["results"]
-    assert again["sh"]["mpjpe_mm"] == pytest.approx(results["sh"]["mpjpe_mm"], abs=0.05)
+    again = json.loads((ev2 / "b" / "evaluation.json").read_text())
+    assert again["results"]["sh"]["mpjpe_mm"] == pytest.approx(results["sh"]["mpjpe_mm"], abs=0.05)
+    # ... through its whole-track form; its window model gives the same numbers.
+    assert again["meta"]["form"] == "whole_track"
+    ev3 = tmp_path / "eval_windows"
+    windows = ["temporal-eval", *data, "--model", f"b={bundle}", "--tests", "h36m_sh"]
+    assert main([*windows, "--out", str(ev3), "--window-model"]) == 0
+    by_windows = json.loads((ev3 / "b" / "evaluation.json").read_text())
+    assert by_windows["meta"]["form"] == "window"
+    for metric, value in by_windows["results"]["sh"].items():
+        if isinstance(value, float):  # the scalar metrics (per-action tables beside them)
+            assert again["results"]["sh"][metric] == pytest.approx(value, abs=1e-3), metric
+
+    # A bundle exported before the forms existed gets them from `export --bundle` (made from
+    # the weights in its lifter.onnx); its other files stay byte for byte, its records too.
+    old = tmp_path / "old"
+    shutil.copytree(bundle, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for form in ("step", "whole_track"):
+        (old / manifest["lifter"].pop(form)["file"]).unlink()
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if (old / k).exists()}
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    new = tmp_path / "new"
+    assert main(["export", "--bundle", str(old), "--out", str(new)]) == 2
+    assert "--version" in capsys.readouterr().err
+    assert main(["export", "--bundle", str(old), "--out", str(new), "--version", "1.1.0"]) == 0
+    again = json.loads((new / "manifest.json").read_text())
+    assert again["version"] == "1.1.0" and again["evaluation"] == manifest["evaluation"]
+    for name in ("lifter.onnx", "augmentor.onnx"):
+        assert (new / name).read_bytes() == (old / name).read_bytes()
+    assert set(again["files"]) == set(manifest["files"]) | {"lifter_step.onnx", "lifter_track.onnx"}
+    assert again["lifter"]["step"]["state"][-1]["taps"] == [4]  # the rotation, 4 frames back
+    added = again["training"]["reexports"][-1]
+    assert added["from_version"] == "1.0.0" and added["added"] == sorted(added["added"])
+    assert max(again["training"]["onnx_parity_max_abs_diff"].values()) <= 1e-4
+    single_bundle = tmp_path / "single_bundle"
+    assert main(["export", "--checkpoint", str(single / "checkpoint.pt"), "--out",
+                 str(single_bundle), "--name", "s"]) == 0  # fmt: skip
+    assert main(["export", "--bundle", str(single_bundle), "--version", "2.0.0"]) == 2
+    assert "single-frame" in capsys.readouterr().err

@@ -14,8 +14,10 @@ raises ResourceExhaustedError instead of growing. Requests whose caller has gone
 deadline passed) are dropped before they run.
 
 A request brings its own `run` (the session of the model version it was parsed with): a batch
-only merges requests with the same `run`, so a model reload never mixes versions in one run
-and in-flight requests finish on the sessions they started with. It may also bring a
+only merges requests with the same `run` and rows of the same shape, so a model reload never
+mixes versions in one run and in-flight requests finish on the sessions they started with. A
+row counts as `row_cost` rows towards `max_batch` (a stretch of a track for a whole-track run
+holds that many frames), so a run's size stays bounded whatever its rows hold. It may also bring a
 `run_busy`, the same model for a busy host (on CPU: a session with fewer threads, which leaves
 a core to the event loop that answers the other callers); batches run on it while callers
 other than the batch's own are in flight.
@@ -75,6 +77,7 @@ class Pending:
     on_done: Callable[[], None] | None = None  # e.g. wakes an asyncio handler
     run_busy: RunFn | None = None  # `run` for a busy host, when the model has one
     released: bool = False  # the caller has answered its own caller (see `release`)
+    row_cost: int = 1  # rows of max_batch one row counts as
 
     @property
     def rows(self) -> int:
@@ -105,7 +108,7 @@ class DynamicBatcher:
         self._max_queue = max_queue
         self._stats = stats or BatchStats()
         self._queue: collections.deque[Pending] = collections.deque()
-        self._queued_rows = 0
+        self._queued_rows = 0  # queued rows, each counted `row_cost` times
         self._unreleased = 0  # requests submitted whose callers have not released them yet
         self._running = 0  # requests in the runs of all workers
         self._last_arrival = -float("inf")  # perf_counter() of the latest submit
@@ -127,6 +130,7 @@ class DynamicBatcher:
         run: RunFn,
         on_done: Callable[[], None] | None = None,
         run_busy: RunFn | None = None,
+        row_cost: int = 1,
     ) -> Pending:
         """Queue `inputs` [n, ...] for `run`; raises
         ResourceExhaustedError when the queue is full. `on_done` is called once, from the
@@ -138,6 +142,7 @@ class DynamicBatcher:
             run=run,
             on_done=on_done,
             run_busy=run_busy,
+            row_cost=row_cost,
         )
         with self._cond:
             if self._closed:
@@ -147,7 +152,7 @@ class DynamicBatcher:
                     "", f"server queue is full ({self._max_queue} pending requests); retry later"
                 )
             self._queue.append(pending)
-            self._queued_rows += pending.rows
+            self._queued_rows += pending.rows * row_cost
             self._unreleased += 1
             self._last_arrival = pending.enqueued_at
             self._stats.on_depth(len(self._queue))
@@ -206,13 +211,14 @@ class DynamicBatcher:
             now = time.perf_counter()
             while room > 0 and self._queue:
                 p = self._queue.popleft()
-                if parts and p.run != parts[0][0].run and not p.cancelled:
-                    self._queue.appendleft(p)  # another model version: it starts the next run
-                    break
+                fit = room // p.row_cost
+                if parts and not p.cancelled and (not fit or not _same_run(p, parts[0][0])):
+                    self._queue.appendleft(p)  # another model version or row shape, or a row
+                    break  # too large for the room left: it starts the next run
                 start = p.next_row
                 left = p.rows - start
                 if p.cancelled or not p.is_active():
-                    self._queued_rows -= left
+                    self._queued_rows -= left * p.row_cost
                     self._release(p)
                     if not p.cancelled:
                         p.cancelled = True
@@ -222,10 +228,10 @@ class DynamicBatcher:
                 if not p.started:
                     p.started = True
                     self._stats.on_queue_delay(now - p.enqueued_at)
-                take = min(room, left)
+                take = min(left, max(fit, 1))  # one row at least, whatever it costs
                 p.next_row = start + take
-                self._queued_rows -= take
-                room -= take
+                self._queued_rows -= take * p.row_cost
+                room -= take * p.row_cost
                 parts.append((p, start, start + take))
                 if p.next_row < p.rows:
                     self._queue.append(p)  # the rest waits its turn behind other callers
@@ -303,6 +309,11 @@ class DynamicBatcher:
                 finished = p.done_rows == p.rows
             if finished:
                 p.finish()
+
+
+def _same_run(p: Pending, first: Pending) -> bool:
+    """Whether `p`'s rows can share a run with `first`'s: the same sessions, the same shape."""
+    return p.run == first.run and p.inputs.shape[1:] == first.inputs.shape[1:]
 
 
 class BatcherRegistry:

@@ -81,6 +81,16 @@ class Bundle:
         return self.manifest["lifter"].get("file", "lifter.onnx")
 
     @property
+    def step(self) -> dict[str, Any] | None:
+        """lifter.step: the temporal lifter's step form (one new frame per track), or None."""
+        return self.manifest["lifter"].get("step")
+
+    @property
+    def whole_track(self) -> dict[str, Any] | None:
+        """lifter.whole_track: the temporal lifter's whole-track form, or None."""
+        return self.manifest["lifter"].get("whole_track")
+
+    @property
     def lifter_file(self) -> Path:
         return self.path / self.lifter_name
 
@@ -201,6 +211,7 @@ def load_bundle(path: Path) -> Bundle:
     needed = {lifter.get("file", "lifter.onnx")}
     if augmentor is not None:
         needed.add(augmentor.get("file", "augmentor.onnx"))
+    needed.update(lifter[form]["file"] for form in ("step", "whole_track") if lifter.get(form))
     missing = needed - set(files)
     _require(not missing, name, f"'files' lacks an entry (sha256) for {sorted(missing)}")
     blobs = {}

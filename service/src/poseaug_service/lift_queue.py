@@ -2,9 +2,11 @@
 awaited on the event loop.
 
 A handler `submit`s a parsed request (it runs on the sessions of the model version it was
-parsed with) and awaits `collect`; the batch worker resolves the handler's future through a
-LoopWaker (one loop wake-up per finished batch, not per caller). The handler `release`s the
-request once it has answered its caller, or `cancel`s it when nobody will collect it.
+parsed with: the lifter, or for a temporal model's whole-track rows its whole-track form), or a
+stream's step rows (`submit_steps`, the step form), and awaits `collect`; the batch worker
+resolves the handler's future through a LoopWaker (one loop wake-up per finished batch, not
+per caller). The handler `release`s the request once it has answered its caller, or `cancel`s
+it when nobody will collect it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poseaug_service.batcher import BatcherRegistry, DynamicBatcher, Pending
+from poseaug_service.batcher import BatcherRegistry, DynamicBatcher, Pending, RunFn
 from poseaug_service.calls import CallState
 from poseaug_service.config import ServerConfig
 from poseaug_service.errors import CancelledError, DeadlineExceededError
 from poseaug_service.lifting import LiftInput
 from poseaug_service.loop_waker import LoopWaker
 from poseaug_service.metrics import Metrics
-from poseaug_service.track_windows import Windows
+from poseaug_service.sessions import LoadedModel
+from poseaug_service.track_windows import TrackChunks, Windows
 
 __all__ = ["LiftQueue", "Submitted"]
 
@@ -70,18 +73,38 @@ class LiftQueue:
         self, parsed: LiftInput, call: CallState, inputs: np.ndarray | Windows | None = None
     ) -> Submitted:
         """Queue a parsed request on its model version's sessions (its keypoints, or `inputs`
-        such as a temporal model's windows); raises ResourceExhaustedError when that model's
-        queue is full."""
-        future = asyncio.get_running_loop().create_future()
-        batcher = self.batchers.get(parsed.model.name)
-        resolve = self._waker.resolve
+        such as a temporal model's windows, or whole-track rows for its whole-track form);
+        raises ResourceExhaustedError when that model's queue is full."""
         model = parsed.model
+        if isinstance(inputs, TrackChunks):
+            runs = model.run_whole_track, model.run_whole_track_busy
+            return self._submit(model, call, inputs, *runs, row_cost=inputs.row_frames)
+        x = parsed.keypoints if inputs is None else inputs
+        return self._submit(model, call, x, model.run_lifter, model.run_lifter_busy)
+
+    def submit_steps(self, model: LoadedModel, call: CallState, rows: np.ndarray) -> Submitted:
+        """Queue packed step rows (stream_tracks.StepRun.inputs) on the model's step form."""
+        return self._submit(model, call, rows, model.run_step, model.run_step_busy)
+
+    def _submit(
+        self,
+        model: LoadedModel,
+        call: CallState,
+        inputs: np.ndarray | Windows,
+        run: RunFn,
+        run_busy: RunFn,
+        row_cost: int = 1,
+    ) -> Submitted:
+        future = asyncio.get_running_loop().create_future()
+        batcher = self.batchers.get(model.name)
+        resolve = self._waker.resolve
         pending = batcher.submit(
-            parsed.keypoints if inputs is None else inputs,
+            inputs,
             call.is_active,
-            run=model.run_lifter,
+            run=run,
             on_done=lambda: resolve(future),
-            run_busy=model.run_lifter_busy,
+            run_busy=run_busy,
+            row_cost=row_cost,
         )
         return Submitted(batcher, pending, future)
 

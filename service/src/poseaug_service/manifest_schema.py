@@ -16,6 +16,10 @@ from typing import Any
 SUPPORTED_FORMAT_VERSIONS = (1, 2, 3)
 TEMPORAL_FORMAT_VERSION = 3  # the lifter takes windows of a track's frames (lifter.temporal)
 MAX_TEMPORAL_FRAMES = 243  # VideoPose3D's largest receptive field
+# The step form's kept inputs (lifter.step.state): the shipped 81-frame lifter keeps 5 inputs,
+# 80,000 values per track; a manifest may not make the server keep more than this per track.
+MAX_STEP_STATES = 64
+MAX_STEP_STATE_VALUES = 1 << 22
 JOINTS = 17
 MAX_NOISE_DIM = 4096  # noise values per row and op; the shipped augmentor uses 48
 MAX_METRICS = 1000
@@ -127,6 +131,53 @@ def _temporal(value: Any, version: int) -> None:
         _fail("lifter.temporal.padding", "must be 'edge' (the only padding this server does)")
 
 
+def _step(value: Any) -> None:
+    """lifter.step: the step form's file, tensor names and kept inputs (channels and taps)."""
+    step = _object(value, "lifter.step")
+    file_name(step.get("file"), "lifter.step.file")
+    for key in ("input", "fresh", "output"):
+        _text(step, key, "lifter.step.", MAX_NAME, required=True)
+    state = step.get("state")
+    if not isinstance(state, list) or len(state) > MAX_STEP_STATES:
+        _fail("lifter.step.state", f"must be a list of at most {MAX_STEP_STATES} kept inputs")
+    values = 0
+    for i, entry in enumerate(state):
+        where = f"lifter.step.state[{i}]"
+        entry = _object(entry, where)
+        for key in ("input", "output"):
+            _text(entry, key, f"{where}.", MAX_NAME, required=True)
+        channels, taps = entry.get("channels"), entry.get("taps")
+        if not _is_int(channels) or channels < 1:
+            _fail(f"{where}.channels", "must be a positive integer")
+        if (
+            not isinstance(taps, list)
+            or not 1 <= len(taps) <= MAX_TEMPORAL_FRAMES
+            or not all(_is_int(t) and 1 <= t <= MAX_TEMPORAL_FRAMES for t in taps)
+        ):
+            most = MAX_TEMPORAL_FRAMES
+            _fail(f"{where}.taps", f"must list 1..{most} taps, each 1..{most} frames back")
+        values += channels * max(taps)
+    if values > MAX_STEP_STATE_VALUES:
+        _fail("lifter.step.state", f"keeps {values} values per track, over {MAX_STEP_STATE_VALUES}")
+
+
+def _whole_track(value: Any) -> None:
+    whole = _object(value, "lifter.whole_track")
+    file_name(whole.get("file"), "lifter.whole_track.file")
+    for key in ("input", "output"):
+        _text(whole, key, "lifter.whole_track.", MAX_NAME, required=True)
+
+
+def _temporal_forms(lifter: dict, version: int) -> None:
+    """lifter.step and lifter.whole_track (optional): the temporal lifter's other forms."""
+    for key, check in (("step", _step), ("whole_track", _whole_track)):
+        if lifter.get(key) is None:
+            continue
+        if version != TEMPORAL_FORMAT_VERSION:
+            _fail(f"lifter.{key}", f"is for format_version {TEMPORAL_FORMAT_VERSION} only")
+        check(lifter[key])
+
+
 def _augmentor(value: Any) -> None:
     if value is None:
         return
@@ -187,6 +238,7 @@ def check_manifest(manifest: Any) -> dict[str, Any]:
     _joints(manifest.get("joints"))
     _lifter(manifest.get("lifter"))
     _temporal(manifest["lifter"].get("temporal"), version)
+    _temporal_forms(manifest["lifter"], version)
     _augmentor(manifest.get("augmentor"))
     _files(manifest.get("files"))
     _metrics(manifest.get("metrics"))

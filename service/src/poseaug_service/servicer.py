@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,10 +41,28 @@ from poseaug_service.model_info import model_info
 from poseaug_service.repository import ModelRepository
 from poseaug_service.stream_tracks import Owed, StreamTracks
 from poseaug_service.tensors import require_finite_result
-from poseaug_service.track_windows import lifter_inputs
+from poseaug_service.track_windows import TrackChunks, lifter_inputs
 
 # Rows per augmentor run.
 AUGMENT_SUB_CHUNK = 8192
+
+
+@dataclass(eq=False)
+class _Prepared:
+    """A stream message, prepared: the answers it makes due (each with its window-model work
+    for the poses no step answered, if any), and its step runs, released once those answers
+    are built."""
+
+    answers: list[tuple[Owed, Submitted | None]]
+    steps: list[Submitted]
+
+
+def _merge(owed: Owed, window_poses: np.ndarray) -> np.ndarray:
+    """A stream message's poses: the steps' answers with the window model's for the rest."""
+    if owed.pose3d is None:
+        return window_poses
+    owed.pose3d[owed.missing()] = window_poses
+    return owed.pose3d
 
 
 class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
@@ -85,12 +104,21 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
 
     # --- lifting ---------------------------------------------------------------------------
     async def _lift_answer(
-        self, parsed: LiftInput, submitted: Submitted, call: CallState, method: str, field: str
+        self,
+        parsed: LiftInput,
+        submitted: Submitted,
+        call: CallState,
+        method: str,
+        field: str,
+        finish: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
-        """Await a submitted request's poses and build its response; the request is released
-        either way (its caller will not come back with it)."""
+        """Await a submitted request's poses (`finish` puts them in request order, where they
+        are not) and build its response; the request is released either way (its caller will
+        not come back with it)."""
         try:
             pose3d = await self.lifts.collect(submitted, call)
+            if finish is not None:
+                pose3d = finish(pose3d)
             return await self._blocking(pose3d.nbytes, self._answer, parsed, pose3d, method, field)
         finally:
             submitted.release()
@@ -116,27 +144,50 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         parsed = await self._parse_lift(request)
         inputs = await self._blocking(len(request.keypoints.data), lifter_inputs, parsed)
         submitted = self.lifts.submit(parsed, call, inputs)
-        return await self._lift_answer(parsed, submitted, call, "Lift2Dto3D", "keypoints.data")
+        finish = inputs.poses if isinstance(inputs, TrackChunks) else None
+        return await self._lift_answer(
+            parsed, submitted, call, "Lift2Dto3D", "keypoints.data", finish
+        )
 
     @instrumented("StreamLift2Dto3D")
     async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
         """Messages are validated and queued ahead (lift_stream.py); answers go out in order,
         each as soon as the stream's lookahead allows (stream_tracks.py), the rest when the
-        client closes its side."""
+        client closes its side. Where the model's step form serves the stream, each message's
+        steps run (batched with other streams') before the next message is taken up, since
+        its tracks' states must be up to date."""
         call = CallState(context)
         config = self.config
         tracks: StreamTracks | None = None
 
-        def answerable(parsed: LiftInput, prefix: str) -> list[tuple[Owed, Any]]:
-            """The messages this one makes answerable, with their lifter inputs (per-pose
-            Python work: in the worker pool for big messages, like parsing)."""
+        def due(owed_list: list[Owed]) -> list[tuple[Owed, Any]]:
+            """Messages now answerable, with the window-model input of their poses no step
+            answered (None if none; per-pose Python work: in the worker pool for big messages,
+            like parsing)."""
             assert tracks is not None
-            return [(owed, tracks.windows(owed)) for owed in tracks.add(parsed, prefix)]
+            return [(o, tracks.windows(o) if len(o.missing()) else None) for o in owed_list]
 
-        def submit(owed: Owed, inputs: Any) -> tuple[Owed, Submitted]:
-            return owed, self.lifts.submit(owed.parsed, call, inputs)
+        def submit(owed: Owed, inputs: Any) -> tuple[Owed, Submitted | None]:
+            return owed, None if inputs is None else self.lifts.submit(owed.parsed, call, inputs)
 
-        async def prepare(message, k: int) -> list[tuple[Owed, Submitted]]:
+        async def run_steps(parsed: LiftInput, prefix: str, size: int) -> list[Submitted]:
+            """Record the message; run its steps, one after the other, keeping their results."""
+            assert tracks is not None
+            done: list[Submitted] = []
+            try:
+                for run in await self._blocking(size, tracks.add, parsed, prefix):
+                    rows = await self._blocking(size, run.inputs)
+                    submitted = self.lifts.submit_steps(parsed.model, call, rows)
+                    done.append(submitted)
+                    outputs = await self.lifts.collect(submitted, call)
+                    await self._blocking(size, tracks.stepped, run, outputs)
+            except BaseException:
+                for submitted in done:
+                    submitted.release()
+                raise
+            return done
+
+        async def prepare(message, k: int) -> _Prepared:
             nonlocal tracks
             if tracks is None:
                 tracks = StreamTracks(
@@ -157,26 +208,41 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                     f"(0..{most})",
                 )
             size = len(message.request.keypoints.data)
-            ready = await self._blocking(size, answerable, parsed, f"request[{k}].")
-            return [submit(owed, inputs) for owed, inputs in ready]
+            steps = await run_steps(parsed, f"request[{k}].", size)
+            ready = await self._blocking(size, lambda: due(tracks.ready()))
+            return _Prepared([submit(owed, inputs) for owed, inputs in ready], steps)
 
-        def drop(items: list[tuple[Owed, Submitted]]) -> None:
-            for _, submitted in items:
-                submitted.cancel()
+        def drop(item: _Prepared) -> None:
+            for _, submitted in item.answers:
+                if submitted is not None:
+                    submitted.cancel()
+            for submitted in item.steps:
+                submitted.release()
 
-        async def answer(owed: Owed, submitted: Submitted):
-            response = await self._lift_answer(
-                owed.parsed, submitted, call, "StreamLift2Dto3D", "request.keypoints.data"
-            )
+        async def answer(owed: Owed, submitted: Submitted | None):
+            method, field = "StreamLift2Dto3D", "request.keypoints.data"
+            if submitted is None:  # every pose answered by a step
+                response = await self._blocking(
+                    owed.pose3d.nbytes, self._answer, owed.parsed, owed.pose3d, method, field
+                )
+            else:
+                response = await self._lift_answer(
+                    owed.parsed, submitted, call, method, field, lambda poses: _merge(owed, poses)
+                )
             return poseaug_pb2.StreamLift2Dto3DResponse(response=response, request_index=owed.index)
 
         async with ReadAhead(request_iterator, prepare, drop, call) as window:
-            async for items in window:
-                for owed, submitted in items:
-                    yield await answer(owed, submitted)
+            async for item in window:
+                try:  # the steps are released once their answers are built (as lift requests)
+                    responses = [await answer(owed, submitted) for owed, submitted in item.answers]
+                finally:
+                    for submitted in item.steps:
+                        submitted.release()
+                for response in responses:
+                    yield response
             # The client closed its side: the answers still owed (lookahead) go out now.
-            for owed in tracks.flush() if tracks is not None else []:
-                yield await answer(*submit(owed, tracks.windows(owed)))
+            for owed, inputs in due(tracks.flush()) if tracks is not None else []:
+                yield await answer(*submit(owed, inputs))
 
     # --- augmentation ----------------------------------------------------------------------
     def _augment_rows(self, job: AugmentJob, start: int, stop: int, call: CallState, method: str):

@@ -1,9 +1,11 @@
 """ONNX Runtime sessions of one bundle version: opened from its verified bytes, checked against
 the contract's inputs and outputs, and run.
 
-The lifter may have a second session for a busy host (on CPU: fewer intra-op threads, so a
-core stays free for the event loop that answers the other callers); `LoadedModel` runs on it
-where it exists and on the normal session otherwise.
+A temporal bundle may ship its lifter's step and whole-track forms beside the window model
+(layer_state.py, track_windows.py); each gets its sessions too. Every lifter form may have a
+second session for a busy host (on CPU: fewer intra-op threads, so a core stays free for the
+event loop that answers the other callers); `LoadedModel` runs on it where it exists and on
+the normal session otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import onnxruntime as ort
 
 from poseaug_service.bundle import Bundle, BundleError
 from poseaug_service.config import ServerConfig
+from poseaug_service.layer_state import StepLayout
 from poseaug_service.providers import (
     CPU,
     CUDA,
@@ -106,6 +109,42 @@ def _check_lifter_channels(session: ort.InferenceSession, bundle: Bundle) -> Non
         )
 
 
+def _check_shape(
+    session: ort.InferenceSession, name: str, want: tuple, label: str, outputs: bool = False
+) -> None:
+    """`name` is a graph input (or output) of rank len(want) whose fixed axes equal `want`'s
+    ints (None: any)."""
+    args = session.get_outputs() if outputs else session.get_inputs()
+    shape = next((a.shape for a in args if a.name == name), None)
+    if shape is None:
+        kind = "output" if outputs else "input"
+        raise BundleError(f"{label}: graph lacks the manifest's {kind} {name!r}")
+    fits = len(shape) == len(want) and all(
+        w is None or not isinstance(g, int) or g == w for g, w in zip(shape, want, strict=True)
+    )
+    if not fits:
+        expected = "[" + ", ".join("N" if w is None else str(w) for w in want) + "]"
+        raise BundleError(f"{label}: {name} has shape {shape}, but the manifest needs {expected}")
+
+
+def _check_step(session: ort.InferenceSession, layout: StepLayout, label: str) -> None:
+    """The step form takes and gives what lifter.step declares."""
+    _check_shape(session, layout.keypoints, (None, 17, layout.channels), label)
+    _check_shape(session, layout.fresh, (None, 1), label)
+    _check_shape(session, layout.pose3d, (None, 17, 3), label, outputs=True)
+    for k in layout.kept:
+        _check_shape(session, k.input, (None, len(k.taps), k.channels), label)
+        _check_shape(session, k.output, (None, k.channels), label, outputs=True)
+
+
+def _check_whole_track(session: ort.InferenceSession, bundle: Bundle, label: str) -> None:
+    whole = bundle.whole_track
+    assert whole is not None
+    want = (None, None, 17, bundle.lifter_channels)
+    _check_shape(session, whole["input"], want, label)
+    _check_shape(session, whole["output"], (None, None, 17, 3), label, outputs=True)
+
+
 def _check_noise_dims(session: ort.InferenceSession, bundle: Bundle) -> tuple[int, int, int]:
     """The manifest's augmentor.noise_dims, checked against the graph's noise inputs: each is
     [N, D] and a fixed D must equal the manifest's (the schema bounds a symbolic one)."""
@@ -141,6 +180,13 @@ class LoadedModel:
     # The lifter for runs made while other calls are in flight: on CPU a second session with
     # fewer intra-op threads (see busy_intra_op_threads); None where that would change nothing.
     lifter_busy: ort.InferenceSession | None = None
+    # The temporal lifter's step form (lifter.step) with its packed-row layout, and its
+    # whole-track form (lifter.whole_track), each with its busy-host session; None if absent.
+    step: ort.InferenceSession | None = None
+    step_busy: ort.InferenceSession | None = None
+    step_layout: StepLayout | None = None
+    whole_track: ort.InferenceSession | None = None
+    whole_track_busy: ort.InferenceSession | None = None
 
     @property
     def name(self) -> str:
@@ -181,29 +227,64 @@ class LoadedModel:
     def run_lifter_busy(self, keypoints: np.ndarray) -> np.ndarray:
         """`run_lifter` for a busy host: on the busy-host session where this model has one (the
         same weights, the same results), else on the normal one."""
-        session = self.lifter if self.lifter_busy is None else self.lifter_busy
-        return _lift(session, keypoints)
+        return _lift(_busy(self.lifter_busy, self.lifter), keypoints)
+
+    def run_step(self, rows: np.ndarray) -> np.ndarray:
+        """Packed step rows [n, in_width] (layer_state.StepLayout) -> packed outputs."""
+        return _step(self.step, self.step_layout, rows)
+
+    def run_step_busy(self, rows: np.ndarray) -> np.ndarray:
+        return _step(_busy(self.step_busy, self.step), self.step_layout, rows)
+
+    def run_whole_track(self, frames: np.ndarray) -> np.ndarray:
+        """Stretches of tracks [n, T, 17, C] -> poses [n, T - frames + 1, 17, 3], each the window
+        model's answer for the `temporal_frames` frames ending there."""
+        return _whole_track(self.whole_track, self.bundle, frames)
+
+    def run_whole_track_busy(self, frames: np.ndarray) -> np.ndarray:
+        return _whole_track(_busy(self.whole_track_busy, self.whole_track), self.bundle, frames)
+
+
+def _busy(busy: ort.InferenceSession | None, normal: ort.InferenceSession | None):
+    """The busy-host session where there is one, else the normal one."""
+    return normal if busy is None else busy
 
 
 def _lift(session: ort.InferenceSession, keypoints: np.ndarray) -> np.ndarray:
     return session.run([LIFTER_OUTPUT], {LIFTER_INPUT: keypoints})[0]
 
 
+def _step(session: ort.InferenceSession | None, layout: StepLayout | None, rows: np.ndarray):
+    assert session is not None and layout is not None
+    return layout.pack(session.run(layout.outputs, layout.feeds(rows)))
+
+
+def _whole_track(session: ort.InferenceSession | None, bundle: Bundle, frames: np.ndarray):
+    assert session is not None and bundle.whole_track is not None
+    whole = bundle.whole_track
+    return session.run([whole["output"]], {whole["input"]: frames})[0]
+
+
 def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
     """Open the sessions of a verified bundle from its verified bytes."""
     providers = requested_providers(config.providers)
+    busy = busy_intra_op_threads(config)
     blobs = bundle.blobs
-    lifter_source = blobs.get(bundle.lifter_name, bundle.lifter_file)
-    lifter = open_session(lifter_source, config, providers, str(bundle.lifter_file))
+
+    def sessions(name: str) -> tuple[ort.InferenceSession, ort.InferenceSession | None]:
+        """A lifter form's session, and its busy-host one where that has fewer threads."""
+        label = str(bundle.path / name)
+        source = blobs.get(name, bundle.path / name)
+        session = open_session(source, config, providers, label)
+        idle = config.intra_op_threads or available_cores()
+        if session.get_providers() != [CPU] or busy >= idle:
+            return session, None
+        return session, open_session(source, config, providers, label, intra_op_threads=busy)
+
+    lifter, lifter_busy = sessions(bundle.lifter_name)
     _check_io(lifter, bundle.lifter_file, (LIFTER_INPUT,), (LIFTER_OUTPUT,))
     _check_lifter_channels(lifter, bundle)
-    lifter_busy = None
-    busy = busy_intra_op_threads(config)
-    idle = config.intra_op_threads or available_cores()
-    if lifter.get_providers() == [CPU] and busy < idle:
-        lifter_busy = open_session(
-            lifter_source, config, providers, str(bundle.lifter_file), intra_op_threads=busy
-        )
+    if lifter_busy is not None:
         log.info(
             "%s: busy-host lifter session: %d intra-op thread%s (runs while other calls are "
             "in flight)",
@@ -211,6 +292,16 @@ def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
             busy,
             "" if busy == 1 else "s",
         )
+    forms: dict[str, object] = {}
+    if bundle.step is not None:
+        layout = StepLayout.from_manifest(bundle.step, bundle.lifter_channels)
+        forms["step"], forms["step_busy"] = sessions(bundle.step["file"])
+        _check_step(forms["step"], layout, str(bundle.path / bundle.step["file"]))
+        forms["step_layout"] = layout
+    if bundle.whole_track is not None:
+        name = bundle.whole_track["file"]
+        forms["whole_track"], forms["whole_track_busy"] = sessions(name)
+        _check_whole_track(forms["whole_track"], bundle, str(bundle.path / name))
     augmentor = None
     dims = (0, 0, 0)
     aug_file = bundle.augmentor_file
@@ -222,5 +313,10 @@ def load_model(bundle: Bundle, config: ServerConfig) -> LoadedModel:
     # The sessions own their copies; drop the bytes so each version holds its weights once.
     lean = replace(bundle, blobs={})
     return LoadedModel(
-        bundle=lean, lifter=lifter, augmentor=augmentor, noise_dims=dims, lifter_busy=lifter_busy
+        bundle=lean,
+        lifter=lifter,
+        augmentor=augmentor,
+        noise_dims=dims,
+        lifter_busy=lifter_busy,
+        **forms,
     )

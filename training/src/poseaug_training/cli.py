@@ -271,7 +271,12 @@ def _run_comparison(args: argparse.Namespace, run, **options: object) -> int:
 def cmd_temporal_eval(args: argparse.Namespace) -> int:
     from poseaug_training.pipeline import temporal_evaluate_run
 
-    return _run_comparison(args, temporal_evaluate_run, lookaheads=tuple(args.lookaheads))
+    return _run_comparison(
+        args,
+        temporal_evaluate_run,
+        lookaheads=tuple(args.lookaheads),
+        window_model=args.window_model,
+    )
 
 
 def cmd_wild_eval(args: argparse.Namespace) -> int:
@@ -319,13 +324,25 @@ def cmd_study_table(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from poseaug_training.export.bundle import export_bundle
+    from poseaug_training.export.bundle import export_bundle, reexport_bundle
 
+    if args.bundle:
+        if args.checkpoint or args.evaluation or args.name or args.description or args.default:
+            raise ValueError(
+                "--bundle re-exports a bundle as it is: only --version and --out go with it"
+            )
+        if not args.version:
+            raise ValueError("--bundle needs the re-exported bundle's --version")
+        path = reexport_bundle(Path(args.bundle), args.version, args.out and Path(args.out))
+        print(f"wrote {path}")
+        return 0
+    if not (args.checkpoint and args.out and args.name):
+        raise ValueError("export needs --checkpoint, --out and --name (or --bundle)")
     path = export_bundle(
         checkpoint=Path(args.checkpoint),
         out_dir=Path(args.out),
         name=args.name,
-        version=args.version,
+        version=args.version or "1.0.0",
         default=args.default,
         evaluation_files=[Path(p) for p in args.evaluation],
         description=args.description,
@@ -400,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     te.add_argument("--seed", type=int, default=0)
     te.add_argument("--threads", type=int, default=0)
+    te.add_argument(
+        "--window-model",
+        action="store_true",
+        help="run temporal bundles through their window model (lifter.onnx) even where they "
+        "ship the whole-track form, which gives the same poses faster",
+    )
     nv = sub.add_parser(
         "action-novelty",
         help="how far each set of actions' poses lies from the rest (the unseen-poses split)",
@@ -422,10 +445,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--rows", type=_subjects, default=["twin", "no_feedback", "poseaug"])
     st.add_argument("--out", default=None, help="write study.md and study_seeds.png here")
     ex = sub.add_parser("export", help="write a model bundle (ONNX + manifest.json)")
-    ex.add_argument("--checkpoint", required=True)
-    ex.add_argument("--out", required=True, help="bundle folder, e.g. models/poseaug-vpose")
-    ex.add_argument("--name", required=True)
-    ex.add_argument("--version", default="1.0.0")
+    ex.add_argument("--checkpoint")
+    ex.add_argument(
+        "--bundle",
+        help="instead of --checkpoint: re-export this bundle with what the exporter writes now "
+        "(a temporal lifter's step and whole-track forms), in place unless --out is given; "
+        "its other files and records stay as they are, --version sets the new version",
+    )
+    ex.add_argument("--out", help="bundle folder, e.g. models/poseaug-vpose")
+    ex.add_argument("--name")
+    ex.add_argument("--version", help="the bundle's version (default 1.0.0; --bundle needs it)")
     ex.add_argument("--default", action="store_true", help="mark as the server's default model")
     ex.add_argument(
         "--evaluation",

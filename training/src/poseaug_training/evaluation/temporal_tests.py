@@ -186,6 +186,29 @@ def windowed(
     return run
 
 
+def whole_tracks(
+    run: FrameLifter, receptive_field: int, anchor_frame: int, batch_frames: int = 16384
+) -> SequenceLifter:
+    """A temporal lifter's whole-track form (`lifter.whole_track`: frames [1, T, 17, 3] ->
+    poses [1, T - R + 1, 17, 3]) over each track, edge-padded at both ends: the window
+    model's answers at every frame, each layer computing each position once. Tracks longer
+    than `batch_frames` go in overlapping pieces."""
+    lookahead = receptive_field - 1 - anchor_frame
+
+    def lift(inputs: np.ndarray, track: np.ndarray) -> np.ndarray:
+        out = np.empty((len(inputs), *inputs.shape[1:-1], 3), np.float32)
+        first, last = track_bounds(track)
+        for start in np.unique(first):
+            end = last[start] + 1
+            for a in range(start, end, batch_frames):
+                b = min(a + batch_frames, end)
+                rows = np.clip(np.arange(a - anchor_frame, b + lookahead), start, end - 1)
+                out[a:b] = run(inputs[rows][None])[0]
+        return out
+
+    return lift
+
+
 def run_sequence_tests(
     lifter: SequenceLifter,
     tests: dict[str, SequenceTest],

@@ -233,19 +233,23 @@ def torch_lifter(model: torch.nn.Module, batch_size: int = 8192) -> Lifter:
     return run
 
 
-def bundle_lifter(bundle: Path, batch_size: int = 8192) -> tuple[Lifter, str]:
-    """A bundle's lifter.onnx on ONNX Runtime (CPU), and its declared normalization."""
+def bundle_lifter(
+    bundle: Path, batch_size: int = 8192, form: str | None = None
+) -> tuple[Lifter, str]:
+    """A bundle's lifter.onnx on ONNX Runtime (CPU), and its declared normalization; with
+    `form` ("whole_track"), that form of a temporal lifter instead (run one input at a time)."""
     import onnxruntime as ort
 
     manifest = json.loads((Path(bundle) / "manifest.json").read_text())
     lifter = manifest["lifter"]
+    graph = lifter if form is None else lifter[form]
     sess = ort.InferenceSession(
-        str(Path(bundle) / lifter["file"]), providers=["CPUExecutionProvider"]
+        str(Path(bundle) / graph["file"]), providers=["CPUExecutionProvider"]
     )
 
     def run(x: np.ndarray) -> np.ndarray:
         outs = [
-            sess.run([lifter["output"]], {lifter["input"]: x[i : i + batch_size]})[0]
+            sess.run([graph["output"]], {graph["input"]: x[i : i + batch_size]})[0]
             for i in range(0, len(x), batch_size)
         ]
         return np.concatenate(outs)

@@ -1,4 +1,5 @@
-"""`poseaug-train export`: checkpoint + evaluation results -> a model bundle folder."""
+"""`poseaug-train export`: checkpoint + evaluation results -> a model bundle folder; or a shipped
+bundle re-exported with the files this exporter writes now (`reexport_bundle`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import numpy as np
 from poseaug_training.export.lifter_onnx import (
     export_lifter,
     onnx_parity,
+    parity_poses,
     round_weights_to_fp16,
     store_weights_fp16,
 )
 from poseaug_training.export.manifest import build_manifest, file_entries, write_manifest
+from poseaug_training.export.temporal_forms_onnx import export_temporal_forms
 from poseaug_training.train.checkpoint import load_estimator
 
 MAX_ONNX_BYTES = 40 * 1024 * 1024
@@ -28,27 +31,6 @@ WILD_INPUTS = (
 )
 
 
-def _parity_inputs(n: int = 256, seed: int = 0, channels: int = 2) -> np.ndarray:
-    """Plausible normalized 2D poses: a rest skeleton with random jitter (no dataset needed).
-    With 3 channels (camera rays): placed anywhere in a wide view, a quarter of the poses with
-    two joints missing."""
-    from poseaug_training.skeleton import PARENTS
-
-    rng = np.random.default_rng(seed)
-    rest = np.zeros((17, 2), np.float32)
-    offsets = rng.normal(0, 0.08, (17, 2)).astype(np.float32)
-    for j, p in enumerate(PARENTS):
-        if p >= 0:
-            rest[j] = rest[p] + offsets[j]
-    kp = rest[None] + rng.normal(0, 0.02, (n, 17, 2)).astype(np.float32)
-    if channels == 2:
-        return kp
-    rays = kp * 0.5 + rng.uniform(-0.8, 0.8, (n, 1, 2)).astype(np.float32)
-    vis = np.ones((n, 17, 1), np.float32)
-    vis[: n // 4, rng.integers(1, 17, 2)] = 0
-    return np.concatenate([rays * vis, vis], -1)
-
-
 # ONNX Runtime must reproduce the torch lifter this closely on `lifter_parity_inputs`.
 PARITY_TOLERANCE = 1e-4
 
@@ -57,7 +39,7 @@ def lifter_parity_inputs(model: Any) -> np.ndarray:
     """The parity check's inputs for `model`: 256 poses, or for a temporal lifter 256 windows
     of its receptive field (consecutive "frames" of one pose)."""
     frames = getattr(model, "receptive_field", None)
-    kp = _parity_inputs(channels=getattr(model, "input_channels", 2), n=256 * (frames or 1))
+    kp = parity_poses(channels=getattr(model, "input_channels", 2), n=256 * (frames or 1))
     return kp if frames is None else kp.reshape(256, frames, *kp.shape[1:])
 
 
@@ -71,7 +53,8 @@ def export_bundle(
     description: str = "",
     parity_keypoints: np.ndarray | None = None,
 ) -> Path:
-    """Write lifter.onnx (+ augmentor.onnx when the checkpoint has one) and manifest.json.
+    """Write lifter.onnx (+ augmentor.onnx when the checkpoint has one, + a temporal lifter's
+    step and whole-track forms) and manifest.json.
 
     `evaluation_files` are evaluation.json files; a path may be given as PREFIX=PATH to set
     the metric prefix (default "h36m"); files under one prefix merge their tests (the first
@@ -95,6 +78,10 @@ def export_bundle(
             f"lifter.onnx differs from torch by {lifter_diff:g} (> {PARITY_TOLERANCE:g})"
         )
     files = ["lifter.onnx"]
+    forms, forms_diff = (
+        (None, {}) if frames is None else export_temporal_forms(model, out_dir, weights_fp16)
+    )
+    files += [entry["file"] for entry in (forms or {}).values()]
     augmentor_entry: dict[str, Any] | None = None
     if "augmentor" in state.get("extra", {}):
         from poseaug_training.export.augmentor_onnx import export_augmentor_from_state
@@ -144,6 +131,7 @@ def export_bundle(
         "lineage": state.get("lineage", []),
         "onnx_parity_max_abs_diff": {
             "lifter": lifter_diff,
+            **forms_diff,
             **(augmentor_entry or {}).get("parity", {}),
         },
     }
@@ -169,6 +157,52 @@ def export_bundle(
         if frames is None
         else {"frames": frames, "anchor_frame": model.anchor_frame, "padding": "edge"},
         weights_dtype="float16" if weights_fp16 else "float32",
+        lifter_forms=forms,
+    )
+    return write_manifest(out_dir, manifest)
+
+
+def reexport_bundle(bundle: Path, version: str, out_dir: Path | None = None) -> Path:
+    """A bundle re-exported with what this exporter writes now that it lacks: a temporal
+    lifter's step and whole-track forms, made from the weights read back out of its
+    lifter.onnx (train/bundle_init.py). lifter.onnx and augmentor.onnx stay byte for byte, so
+    do the evaluation and training record; the version becomes `version` and
+    `training.reexports` says what was added. Writes into `out_dir` (default: in place)."""
+    import shutil
+
+    from poseaug_training.train.bundle_init import lifter_from_bundle
+
+    bundle = Path(bundle)
+    out_dir = bundle if out_dir is None else Path(out_dir)
+    model, manifest = lifter_from_bundle(bundle)
+    if getattr(model, "receptive_field", None) is None:
+        raise ValueError(f"{bundle}: a single-frame lifter; there is nothing to add")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kept = list(manifest["files"])
+    if out_dir.resolve() != bundle.resolve():
+        for name in kept:
+            shutil.copy2(bundle / name, out_dir / name)
+    weights_fp16 = manifest["lifter"].get("weights_dtype") == "float16"
+    forms, parity = export_temporal_forms(model, out_dir, weights_fp16)
+    added = [entry["file"] for entry in forms.values()]
+    for name in added:
+        size = (out_dir / name).stat().st_size
+        if size > MAX_ONNX_BYTES:
+            raise RuntimeError(f"{name} is {size} bytes, over the 40 MB limit")
+    previous = manifest["version"]
+    manifest["version"] = version
+    manifest["lifter"].update(forms)
+    manifest["files"] = file_entries(out_dir, list(dict.fromkeys([*kept, *added])))
+    training = manifest["training"]
+    training["onnx_parity_max_abs_diff"].update(parity)
+    training.setdefault("reexports", []).append(
+        {
+            "from_version": previous,
+            "version": version,
+            "added": added,
+            "note": "the same weights (read back out of lifter.onnx) in the step and "
+            "whole-track forms; lifter.onnx, augmentor.onnx and the evaluation unchanged",
+        }
     )
     return write_manifest(out_dir, manifest)
 

@@ -27,19 +27,55 @@ def export_lifter(model: nn.Module, path: Path, num_joints: int = 17) -> None:
     shape = (2, num_joints) if frames is None else (2, frames, num_joints)
     dummy = torch.zeros(*shape, getattr(model, "input_channels", 2))
     dummy[..., 2:] = 1.0  # visible joints (a graph traced on all-missing poses is the same)
+    export_module(model, {"keypoints": dummy}, path, ["pose3d"])
+
+
+def export_module(
+    module: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    path: Path,
+    outputs: list[str],
+    dynamic: dict[str, dict[int, str]] | None = None,
+) -> None:
+    """`module(*inputs.values())` to ONNX at `path` (opset OPSET), its inputs and outputs named
+    as given; axis 0 of each is the dynamic batch axis "N", `dynamic` adds others."""
+    axes = {name: {0: "N"} for name in [*inputs, *outputs]}
+    for name, more in (dynamic or {}).items():
+        axes[name] = {**axes[name], **more}
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
-            (dummy,),
+            module.eval(),
+            tuple(inputs.values()),
             str(path),
-            input_names=["keypoints"],
-            output_names=["pose3d"],
-            dynamic_axes={"keypoints": {0: "N"}, "pose3d": {0: "N"}},
+            input_names=list(inputs),
+            output_names=outputs,
+            dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
         )
+
+
+def parity_poses(n: int = 256, seed: int = 0, channels: int = 2) -> np.ndarray:
+    """Plausible normalized 2D poses: a rest skeleton with random jitter (no dataset needed).
+    With 3 channels (camera rays): placed anywhere in a wide view, a quarter of the poses with
+    two joints missing."""
+    from poseaug_training.skeleton import PARENTS
+
+    rng = np.random.default_rng(seed)
+    rest = np.zeros((17, 2), np.float32)
+    offsets = rng.normal(0, 0.08, (17, 2)).astype(np.float32)
+    for j, p in enumerate(PARENTS):
+        if p >= 0:
+            rest[j] = rest[p] + offsets[j]
+    kp = rest[None] + rng.normal(0, 0.02, (n, 17, 2)).astype(np.float32)
+    if channels == 2:
+        return kp
+    rays = kp * 0.5 + rng.uniform(-0.8, 0.8, (n, 1, 2)).astype(np.float32)
+    vis = np.ones((n, 17, 1), np.float32)
+    vis[: n // 4, rng.integers(1, 17, 2)] = 0
+    return np.concatenate([rays * vis, vis], -1)
 
 
 def onnx_parity(model: nn.Module, path: Path, keypoints: np.ndarray) -> float:

@@ -2,9 +2,10 @@
 
 Format 1: the lifter takes normalized screen coordinates [N, 17, 2]. Format 2: the camera-aware
 lifter takes camera rays and visibility [N, 17, 3]. Format 3: the temporal camera-aware lifter
-takes windows [N, frames, 17, 3] of a track and answers for `lifter.temporal.anchor_frame`
-(models/README.md). Servers that know only older formats refuse a newer bundle rather than
-feed it the wrong input.
+takes windows [N, frames, 17, 3] of a track and answers for `lifter.temporal.anchor_frame`;
+`lifter.step` and `lifter.whole_track` (optional) declare its other forms (models/README.md).
+Servers that know only older formats refuse a newer bundle rather than feed it the wrong input;
+servers that do not know the forms serve the window model.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ def build_manifest(
     normalization: str = "videopose3d_screen",
     temporal: dict[str, Any] | None = None,
     weights_dtype: str = "float32",
+    lifter_forms: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     lifter_input = LIFTER_INPUTS[normalization]
     lifter_extra: dict[str, Any] = {}
     if temporal is not None:
         lifter_extra["temporal"] = temporal
+        lifter_extra.update(lifter_forms or {})
     if weights_dtype != "float32":
         lifter_extra["weights_dtype"] = weights_dtype
     return {

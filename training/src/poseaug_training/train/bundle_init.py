@@ -110,14 +110,12 @@ def augmentor_state(path: Path, config: dict[str, Any]) -> dict[str, torch.Tenso
     return {k: state.get(k, v) for k, v in own.items()}
 
 
-def checkpoint_from_bundle(bundle: str | Path) -> dict[str, Any]:
-    """The checkpoint-like state `Trainer` starts from (`--init`): config, lineage, epochs and
-    steps from the manifest's training record; lifter and augmentor weights from the ONNX
-    files, each checked against its file."""
+def lifter_from_bundle(bundle: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(the lifter rebuilt from the bundle's lifter.onnx and checked against it, in eval mode;
+    the bundle's manifest)."""
     bundle = Path(bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    training = manifest["training"]
-    cfg = training["config"]
+    cfg = manifest["training"]["config"]
     model = build_estimator(cfg["estimator"], **estimator_options(cfg))
     lifter_file = bundle / manifest["lifter"]["file"]
     model.load_state_dict(lifter_state(lifter_file, model))
@@ -125,6 +123,17 @@ def checkpoint_from_bundle(bundle: str | Path) -> dict[str, Any]:
     diff = onnx_parity(model, lifter_file, lifter_parity_inputs(model))
     if diff > PARITY_TOLERANCE:
         raise ValueError(f"the lifter rebuilt from {lifter_file} differs from it by {diff:g}")
+    return model.eval(), manifest
+
+
+def checkpoint_from_bundle(bundle: str | Path) -> dict[str, Any]:
+    """The checkpoint-like state `Trainer` starts from (`--init`): config, lineage, epochs and
+    steps from the manifest's training record; lifter and augmentor weights from the ONNX
+    files, each checked against its file."""
+    bundle = Path(bundle)
+    model, manifest = lifter_from_bundle(bundle)
+    training = manifest["training"]
+    cfg = training["config"]
     extra: dict[str, Any] = {}
     if manifest.get("augmentor"):
         aug_file = bundle / manifest["augmentor"]["file"]
