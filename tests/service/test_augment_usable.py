@@ -93,9 +93,10 @@ def test_tilt_is_cut_to_the_bound_and_the_turn_about_up_kept(server, bound) -> N
     free_body = array(free.poses3d) - array(free.parameters.translation)[:, None]
     cut_body = array(cut.poses3d) - array(cut.parameters.translation)[:, None]
     np.testing.assert_allclose(cut_body, np.einsum("nij,nkj->nki", turn, free_body), atol=1e-5)
-    # where the bound cuts nothing, nothing changes
+    # where the bound cuts nothing, nothing changes: RT's own rotation and pose, to the bit
     untouched = free_tilt <= bound - 1e-3
-    np.testing.assert_allclose(cut_rot[untouched], free_rot[untouched], atol=1e-5)
+    np.testing.assert_array_equal(cut_rot[untouched], free_rot[untouched])
+    np.testing.assert_array_equal(array(cut.poses3d)[untouched], array(free.poses3d)[untouched])
 
 
 def test_default_tilt_bound_is_30_degrees(server) -> None:

@@ -154,10 +154,13 @@ class AugmentJob:
         body = out.pop("pose3d_aug").astype(np.float64) - translation[:, None]
         if self.ops[OP_RT] and self.max_tilt < math.pi:
             learned = rotations.from_axis_angle(out["rotation"])
-            bounded = rotations.bound_tilt(learned, self.max_tilt)
-            turn = rotations.to_matrix(rotations.product(bounded, rotations.conjugate(learned)))
-            body = np.einsum("nij,nkj->nki", turn, body)
-            out["rotation"] = rotations.to_axis_angle(bounded).astype(np.float32)
+            over = np.flatnonzero(rotations.cos_tilt(learned) < math.cos(self.max_tilt))
+            if over.size:  # the rows tilted past the bound; the rest keep RT's rotation as is
+                learned = learned[over]
+                bounded = rotations.bound_tilt(learned, self.max_tilt)
+                turn = rotations.product(bounded, rotations.conjugate(learned))
+                body[over] = np.einsum("nij,nkj->nki", rotations.to_matrix(turn), body[over])
+                out["rotation"][over] = rotations.to_axis_angle(bounded)
         out["body"], out["translation"] = body, translation
         return out
 

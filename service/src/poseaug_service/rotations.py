@@ -74,6 +74,14 @@ def to_matrix(q: np.ndarray) -> np.ndarray:
     ).reshape(*q.shape[:-1], 3, 3)
 
 
+def cos_tilt(q: np.ndarray, up: np.ndarray = UP) -> np.ndarray:
+    """[N]: cosine of the angle between the rotated `up` and `up` (1: upright kept). For q's
+    vector part v, (R u) . u = 1 - 2 (|v|^2 - (v . u)^2)."""
+    v = q[:, 1:]
+    along = v @ up
+    return 1.0 - 2.0 * (np.einsum("ni,ni->n", v, v) - along * along)
+
+
 def bound_tilt(q: np.ndarray, max_tilt: float, up: np.ndarray = UP) -> np.ndarray:
     """[N, 4]: each rotation with its swing away from `up` cut to at most `max_tilt` radians
     (its direction kept) and its twist about `up` kept. Afterwards the angle between the rotated
