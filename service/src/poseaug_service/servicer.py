@@ -287,6 +287,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             "request.",
         )
         check_chunk_fits(job, chunk, self._message_limit, self.config.max_message_mb)
+
         def rows(start: int) -> asyncio.Future:
             stop = min(job.total, start + chunk)
             return asyncio.ensure_future(
