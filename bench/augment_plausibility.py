@@ -2,9 +2,9 @@
 
 For each bundle with an augmentor in models/, 4 augmentations of Human3.6M S9/S11 poses (camera
 frame, spread over every sequence and camera) are asked per operation (BA, BL, RT alone and all
-three), with the server's defaults and with the behaviour before placement and tilt bound
-existed (learned placement, max_tilt_deg 180), through two cameras: 1000 x 1000 with
-fx = fy = 1145, and 1920 x 1080 with fx = fy = 1500. Printed per row:
+three), with the server's defaults, with redraw_implausible, and with the behaviour before
+placement and tilt bound existed (learned placement, max_tilt_deg 180), through two cameras:
+1000 x 1000 with fx = fy = 1145, and 1920 x 1080 with fx = fy = 1500. Printed per row:
 - in frame: share of poses with all 17 joints inside the image;
 - size: the smallest and largest share of the image a body's box fills (placement: 20-90%);
 - depth: the root's depth, 5th to 95th percentile;
@@ -40,6 +40,7 @@ CAMERAS = {
 OPS = {"BA": "ba", "BL": "bl", "RT": "rt", "all": "ba,bl,rt"}
 SETTINGS = {
     "defaults": {},
+    "defaults + redraw_implausible": {"redraw_implausible": True},
     "before (learned placement, no tilt bound)": {"placement": "learned", "max_tilt_deg": 180},
 }
 

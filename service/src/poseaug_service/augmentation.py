@@ -153,20 +153,7 @@ class AugmentJob:
         translation = out["translation"].astype(np.float64)
         body = out.pop("pose3d_aug").astype(np.float64) - translation[:, None]
         if self.ops[OP_RT] and self.max_tilt < math.pi:
-            learned = rotations.from_axis_angle(out["rotation"])
-            trunk = torso(body)  # after RT as learned
-            # the rows tilted past the bound or head down; the rest keep RT's rotation as is
-            over = (rotations.cos_tilt(learned) < math.cos(self.max_tilt)) | (
-                trunk @ rotations.UP < 0
-            )
-            rows = np.flatnonzero(over)
-            if rows.size:
-                learned = learned[rows]
-                before = np.einsum("nji,nj->ni", rotations.to_matrix(learned), trunk[rows])
-                bounded = rotations.bound_tilt(learned, self.max_tilt, torso=before)
-                turn = rotations.product(bounded, rotations.conjugate(learned))
-                body[rows] = np.einsum("nij,nkj->nki", rotations.to_matrix(turn), body[rows])
-                out["rotation"][rows] = rotations.to_axis_angle(bounded)
+            _bound_tilt(out["rotation"], body, self.max_tilt)
         out["body"], out["translation"] = body, translation
         return out
 
@@ -189,6 +176,24 @@ class AugmentJob:
             keypoint_format=self.keypoint_format,
             redrawn=int(out["redrawn"].sum()),
         )
+
+
+def _bound_tilt(rotation: np.ndarray, body: np.ndarray, max_tilt: float) -> None:
+    """In place: RT's rotations [M, 3] (axis-angle) and the bodies [M, 17, 3] it turned, for
+    the rows tilted past `max_tilt` or tipped head down (rotations.bound_tilt); the other rows
+    keep RT's rotation to the bit."""
+    learned = rotations.from_axis_angle(rotation)
+    trunk = torso(body)  # after RT as learned
+    head_down = trunk @ rotations.UP < 0
+    rows = np.flatnonzero((rotations.cos_tilt(learned) < math.cos(max_tilt)) | head_down)
+    if not rows.size:
+        return
+    learned = learned[rows]
+    before = np.einsum("nji,nj->ni", rotations.to_matrix(learned), trunk[rows])  # R^T t
+    bounded = rotations.bound_tilt(learned, max_tilt, torso=before)
+    turn = rotations.to_matrix(rotations.product(bounded, rotations.conjugate(learned)))
+    body[rows] = np.einsum("nij,nkj->nki", turn, body[rows])
+    rotation[rows] = rotations.to_axis_angle(bounded)
 
 
 def _ops(values, prefix: str) -> np.ndarray:
