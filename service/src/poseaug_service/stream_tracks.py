@@ -56,6 +56,12 @@ class Owed:
     done: np.ndarray | None = None  # [n] bool: rows of pose3d that hold an answer
     closed: bool = False  # handed out by `ready` or `flush`: later steps no longer answer it
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes it keeps until answered: its parsed request and the steps' answers."""
+        answers = 0 if self.pose3d is None else self.pose3d.nbytes + self.done.nbytes
+        return self.parsed.nbytes + answers
+
     def missing(self) -> np.ndarray:
         """Rows no step has answered (every row without steps)."""
         n = len(self.parsed.keypoints)
@@ -84,7 +90,7 @@ class Track:
     @property
     def nbytes(self) -> int:
         """Bytes of frames and layer state this track holds."""
-        frames = sum(f.nbytes for f in self.frames)
+        frames = len(self.frames) * self.frames[0].nbytes if self.frames else 0  # one shape
         return frames + (0 if self.state is None else self.state.nbytes)
 
     def append(self, frame: np.ndarray, now: float) -> int:
@@ -145,6 +151,22 @@ class StreamTracks:
     def nbytes(self) -> int:
         """Bytes of frames and layer state the stream's live tracks hold."""
         return sum(t.nbytes for t in self._live.values())
+
+    def growth_bound(self, parsed: LiftInput) -> tuple[int, int]:
+        """(track bytes, owed bytes): the most `add(parsed)` can add to `nbytes` (a copy of
+        each frame, a layer state per new track in step mode), and what its owed answer keeps
+        (Owed.nbytes). The memory budget reserves both before the message is recorded."""
+        n, model = len(parsed.keypoints), parsed.model
+        steps = self.steps(model)
+        owed = parsed.nbytes + (n * (17 * 3 * 4 + 1) if steps else 0)
+        if model.temporal_frames <= 1:
+            return 0, owed
+        frames = parsed.keypoints[:1].nbytes * n
+        if not steps:
+            return frames, owed
+        ids = parsed.track_ids
+        new = n if ids is None else len({(model.name, t) for t in ids.tolist()} - self._live.keys())
+        return frames + new * model.step_layout.state_values * 4, owed
 
     def steps(self, model) -> bool:
         """Whether `model`'s step form answers this stream: it has one, and the stream's
