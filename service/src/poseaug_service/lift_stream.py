@@ -76,6 +76,14 @@ class ReadAhead(Generic[T]):
         return entry.value
 
     async def _read(self) -> None:
+        try:
+            await self._read_messages()
+        finally:  # at once, not when collected: the request reader's budget bytes go back
+            close = getattr(self._messages, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _read_messages(self) -> None:
         window = self._window
         k = 0
         try:

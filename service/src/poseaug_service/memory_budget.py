@@ -39,6 +39,7 @@ class ByteBudget:
     def __init__(self, limit: int, on_refuse: Callable[[str], None] = lambda part: None) -> None:
         self.limit = limit
         self.used = 0
+        self.peak = 0  # the most in use since the last `high_water`
         self.parts = dict.fromkeys(MEMORY_PARTS, 0)
         self.on_refuse = on_refuse
         self._lock = threading.Lock()
@@ -51,6 +52,7 @@ class ByteBudget:
             else:
                 self.used += n
                 self.parts[part] += n
+                self.peak = max(self.peak, self.used)
                 refused = False
         if refused:
             self.on_refuse(part)
@@ -60,6 +62,12 @@ class ByteBudget:
         with self._lock:
             self.used -= n
             self.parts[part] -= n
+
+    def high_water(self) -> int:
+        """The most in use since the last call (the allocator's trimmer asks)."""
+        with self._lock:
+            peak, self.peak = self.peak, self.used
+        return peak
 
     def reserve(self, n: int, part: str) -> None:
         """take(n, part), or ResourceExhaustedError saying which part found no room."""

@@ -11,8 +11,9 @@ messages:
   are read one at a time: gRPC takes in any message up to the server-wide --max-message-mb
   before a handler sees its size, so the gate bounds what such callers can make it hold;
 - a message over the method's size limit is refused RESOURCE_EXHAUSTED unparsed;
-- PARSE_COST x its size is reserved from the server-wide byte budget until the call (for
-  request streams: the message) is done; over the budget: RESOURCE_EXHAUSTED, unparsed;
+- PARSE_COST x its size is reserved from the server-wide memory budget (memory_budget.py,
+  part `requests`) until the call (for request streams: the message) is done; over the
+  budget: RESOURCE_EXHAUSTED naming the part, unparsed;
 - messages over INLINE_PARSE_BYTES are checked on their raw bytes (prescan.py: bounded
   repeated fields) and parsed in the parse thread, never on the event loop;
 - bytes that do not parse get INVALID_ARGUMENT naming the message type (grpcio would answer
@@ -150,9 +151,7 @@ class RequestReader:
         cost = PARSE_COST * size
         if not self._budget.take(cost):
             self._admission.on_refuse(method, "budget")
-            raise ResourceExhaustedError(
-                "", "the server is handling too many request bytes at once; retry later"
-            )
+            raise ResourceExhaustedError("", self._budget.refusal(cost, "requests"))
         return cost
 
     async def _next(

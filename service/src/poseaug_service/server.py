@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
 from poseaug_service.admission import Admission, TokenInterceptor, grpc_call_limit
+from poseaug_service.allocator import Trimmer
 from poseaug_service.auth import token_store
 from poseaug_service.config import ServerConfig
 from poseaug_service.limits import SMALL_MESSAGE_BYTES, MethodLimits, method_limits
@@ -147,6 +148,12 @@ class PoseAugServer:
         self.health_server, self.health_port = self._health_only_server(refused)
         self.reloader = ModelReloader(repo, config.reload_interval_s, self._reloaded)
         self.loop_lag = LoopLagMonitor(self.metrics.record_loop_lag)
+        # Freed memory back to the system after bursts and when idle (allocator.py).
+        self.trimmer = Trimmer(
+            lambda: self.budget.used,
+            self.budget.high_water,
+            lambda: self.servicer.active_calls == 0,
+        )
         self._describe_security(tokens is not None, credentials is not None)
         self._stopped = False
 
@@ -219,6 +226,7 @@ class PoseAugServer:
                     self.config.metrics_port,
                 )
         self.loop_lag.start()
+        self.trimmer.start()
         await self.grpc_server.start()
         if self.health_server is not None:
             await self.health_server.start()
@@ -255,6 +263,7 @@ class PoseAugServer:
         await asyncio.to_thread(self.servicer.close)
         self.parser.shutdown(wait=False)
         await self.loop_lag.stop()
+        await self.trimmer.stop()
         log.info("stopped")
 
 
