@@ -291,6 +291,8 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                     answered(owed)
                     holding.resize(0, "responses")
         finally:
+            if tracks is not None:
+                tracks.close()
             holding.close()
 
     # --- augmentation ----------------------------------------------------------------------

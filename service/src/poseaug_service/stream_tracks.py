@@ -223,6 +223,22 @@ class StreamTracks:
             track.keep_from(oldest - track.anchor)
         return ready
 
+    def close(self) -> None:
+        """Let go of every track and owed message now (the stream has ended). Tracks and the
+        messages whose answers they wait for refer to each other (`Track.waiting`,
+        `Owed.tracks`): left to the garbage collector, such cycles kept whole streams' frames,
+        layer state and requests alive long after the stream, often until the next burst."""
+        for track in self._live.values():
+            track.frames.clear()
+            track.waiting.clear()
+            track.owed.clear()
+            track.state = None
+        for owed in (*self._owed, *self._handed):
+            owed.tracks = None
+        self._live.clear()
+        self._owed.clear()
+        self._handed = []
+
     def flush(self) -> list[Owed]:
         """Every answer still owed (the client closed its side)."""
         ready = [self._close(o) for o in self._owed]
