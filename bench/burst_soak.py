@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc  # noqa: E402
 from tests.reliability.procfs import rss_mib  # noqa: E402
+from tests.support.metrics import metric, scrape  # noqa: E402
 from tests.support.protos import lift_request, tensor  # noqa: E402
 from tests.support.server import CHANNEL_OPTIONS, running_server  # noqa: E402
 
@@ -231,7 +232,9 @@ def main() -> int:
                 f"{dict(good_codes)}",
                 flush=True,
             )
+            lag = metric(scrape(srv.metrics_url), "poseaug_event_loop_lag_max_seconds")
             print(f"  codes: {dict(sorted(codes.counts.items()))}", flush=True)
+            print(f"  event loop lag, largest since start: {lag:.3f} s", flush=True)
         good.stop.set()
         watch.stop.set()
         good.join()
