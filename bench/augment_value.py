@@ -13,7 +13,8 @@ Both are tested on S9/S11 through Human3.6M's cameras (projected ground truth, e
 Prints MPJPE / PA-MPJPE per test and the relative change.
 
     .venv/bin/python bench/augment_value.py [--data ../shared/data/h36m] [--model NAME]
-        [--count 4] [--epochs 20] [--threads 2] [--out docs/results/augment_value.md]
+        [--count 4] [--epochs 20] [--threads 2] [--placement in_view|learned]
+        [--max-tilt DEG] [--out docs/results/augment_value.md]
 """
 
 from __future__ import annotations
@@ -67,16 +68,20 @@ def source_pairs(data, stride: int) -> list[tuple[Camera, np.ndarray]]:
     return [(pinhole(cams[cid]), np.concatenate(p)) for cid, p in per_camera.items()]
 
 
-def training_set(pairs, client: PoseAugClient | None, count: int, model: str | None, seed: int):
-    """(inputs, root-relative targets) of the source pairs, plus Augment's when a client."""
+def training_set(pairs, client: PoseAugClient | None, count: int, seed: int, **options):
+    """(inputs, root-relative targets) of the source pairs, plus Augment's when a client (its
+    `options`: model, placement, max_tilt_deg). Rows with a joint outside the image are dropped,
+    as a caller would (none are with the default placement)."""
     xs, ys = [], []
     for camera, poses in pairs:
         xs.append(lifter_input(poses[..., :2] / poses[..., 2:]))
         ys.append(torch.from_numpy(poses - poses[:, :1]))
         if client is not None:
-            out = client.augment(poses, count, seed=seed, camera=camera, model=model)
-            xs.append(lifter_input(rays_of(out.keypoints2d.astype(np.float64), camera)))
-            ys.append(torch.from_numpy(out.poses3d - out.poses3d[:, :1]))
+            out = client.augment(poses, count, seed=seed, camera=camera, **options)
+            pix = out.keypoints2d.astype(np.float64)
+            keep = ((pix >= 0) & (pix <= [camera.width, camera.height])).all(axis=(1, 2))
+            xs.append(lifter_input(rays_of(pix[keep], camera)))
+            ys.append(torch.from_numpy(out.poses3d[keep] - out.poses3d[keep, :1]))
     return torch.cat(xs), torch.cat(ys).float()
 
 
@@ -142,6 +147,8 @@ def main() -> int:
     parser.add_argument("--test-stride", type=int, default=10)
     parser.add_argument("--unseen-stride", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--placement", default="in_view", help="Augment's placement option")
+    parser.add_argument("--max-tilt", type=float, default=None, help="max_tilt_deg (server's)")
     parser.add_argument("--out", type=Path, default=None, help="also write markdown + JSON")
     args = parser.parse_args()
     if args.threads:
@@ -154,7 +161,8 @@ def main() -> int:
     with running_server(args.models) as server, PoseAugClient(server.address) as client:
         model = args.model or next(m.name for m in client.models() if m.is_default)
         for name, source in (("source only", None), (f"source + {args.count}x Augment", client)):
-            x, y = training_set(pairs, source, args.count, model, args.seed)
+            options = dict(model=model, placement=args.placement, max_tilt_deg=args.max_tilt)
+            x, y = training_set(pairs, source, args.count, args.seed, **options)
             net = train(x, y, args.epochs, args.seed)
             results[name] = {"pairs": len(x)} | {
                 test: score(net, *test_sets[test]) for test in test_sets
@@ -163,7 +171,8 @@ def main() -> int:
     lines = [
         f"A 2 x 1024 MLP on root-centred rays, trained on S1 (every {args.stride}th frame, 4 "
         f"cameras) for {args.epochs} epochs, seed {args.seed}, with and without {args.count} "
-        f"`Augment` outputs per source pose from `{model}` (server defaults); "
+        f"`Augment` outputs per source pose from `{model}` (placement {args.placement}, "
+        f"max_tilt_deg {args.max_tilt if args.max_tilt is not None else 'the default'}); "
         f"`bench/augment_value.py`, {time.perf_counter() - started:.0f} s.",
         "",
         "| test (MPJPE / PA-MPJPE mm) | " + " | ".join(names) + " | change |",

@@ -37,12 +37,15 @@ def test_output_fields_and_shapes(aug):
         "bone_length_ratios",
         "rotation",
         "translation",
+        "learned_length_ratios",
     )
     for name in ("pose_ba", "pose_bl", "pose_rt"):
         assert getattr(out, name).shape == (N, NUM_JOINTS, 3)
         assert getattr(out, name).dtype == torch.float32
     assert out.bone_angle_offsets.shape == (N, NUM_BONES, 3)
     assert out.bone_length_ratios.shape == (N, NUM_BONES)
+    # Without a body prior the learned ratios are the whole of BL's change.
+    torch.testing.assert_close(out.learned_length_ratios, out.bone_length_ratios)
     assert out.rotation.shape == out.translation.shape == (N, 3)
 
 

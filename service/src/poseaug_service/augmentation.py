@@ -28,7 +28,7 @@ from poseaug_client.contract import (
     MAX_STREAM_CHUNK,
     augment_row_bytes,
 )
-from poseaug_client.plausibility import outside_joint_limits
+from poseaug_client.plausibility import outside_joint_limits, torso
 from poseaug_service import rotations
 from poseaug_service.camera import Camera, camera_from_proto, project
 from poseaug_service.errors import (
@@ -154,10 +154,19 @@ class AugmentJob:
         body = out.pop("pose3d_aug").astype(np.float64) - translation[:, None]
         if self.ops[OP_RT] and self.max_tilt < math.pi:
             learned = rotations.from_axis_angle(out["rotation"])
-            bounded = rotations.bound_tilt(learned, self.max_tilt)
-            turn = rotations.to_matrix(rotations.product(bounded, rotations.conjugate(learned)))
-            body = np.einsum("nij,nkj->nki", turn, body)
-            out["rotation"] = rotations.to_axis_angle(bounded).astype(np.float32)
+            trunk = torso(body)  # after RT as learned
+            # the rows tilted past the bound or head down; the rest keep RT's rotation as is
+            over = (rotations.cos_tilt(learned) < math.cos(self.max_tilt)) | (
+                trunk @ rotations.UP < 0
+            )
+            rows = np.flatnonzero(over)
+            if rows.size:
+                learned = learned[rows]
+                before = np.einsum("nji,nj->ni", rotations.to_matrix(learned), trunk[rows])
+                bounded = rotations.bound_tilt(learned, self.max_tilt, torso=before)
+                turn = rotations.product(bounded, rotations.conjugate(learned))
+                body[rows] = np.einsum("nij,nkj->nki", rotations.to_matrix(turn), body[rows])
+                out["rotation"][rows] = rotations.to_axis_angle(bounded)
         out["body"], out["translation"] = body, translation
         return out
 

@@ -44,6 +44,7 @@ class ServerConfig:
     request_arrival_s: float = DEFAULT_REQUEST_ARRIVAL_S
     batch_workers: int = field(default=1, metadata=_POSITIVE)
     max_batch: int = field(default=1024, metadata=_POSITIVE)
+    augment_run_rows: int = field(default=4096, metadata=_POSITIVE)
     max_queue_delay_us: int = field(default=2000, metadata=_NON_NEGATIVE)
     max_queue: int = field(default=256, metadata=_POSITIVE)
     max_poses_per_request: int = field(default=DEFAULT_MAX_POSES_PER_REQUEST, metadata=_POSITIVE)
@@ -151,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-workers", type=int, help="threads running ORT sessions")
     p.add_argument("--max-batch", type=int, help="poses per ORT run (1 = no batching)")
+    p.add_argument(
+        "--augment-run-rows",
+        type=int,
+        help="augmented poses per augmentor run (Augment's unit of work; larger runs cost less "
+        "per pose, smaller ones hold the cores for less time)",
+    )
     p.add_argument(
         "--max-queue-delay-us",
         type=int,

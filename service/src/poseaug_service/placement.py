@@ -46,13 +46,15 @@ def place_in_view(pose: np.ndarray, camera: Camera, draws: np.ndarray) -> np.nda
     """Roots [M, 3] (camera frame, metres) for root-relative poses [M, 17, 3], from uniform
     draws [M, 3] in [0, 1): the share of the image, then the box position across and down."""
     pose = np.asarray(pose, dtype=np.float64)
-    x, y, z = (np.ascontiguousarray(pose[..., i]) for i in range(3))  # [M, 17] each
+    # joints-major [17, M] coordinates: the min and max over a body's joints are then
+    # element-wise over 17 rows (vectorized), not 17-long reductions per body
+    x, y, z = np.ascontiguousarray(pose.transpose(2, 1, 0))
     size_wh = np.array([camera.width, camera.height], np.float64)
     focal = np.array([camera.fx, camera.fy], np.float64)
     centre = np.array([camera.cx, camera.cy], np.float64)
     fill = FILL[0] + (FILL[1] - FILL[0]) * draws[:, 0]
-    floor = np.maximum(MIN_ROOT_DEPTH_M, MIN_JOINT_DEPTH_M - z.min(axis=1))
-    extent = np.stack([x.max(axis=1) - x.min(axis=1), y.max(axis=1) - y.min(axis=1)], axis=1)
+    floor = np.maximum(MIN_ROOT_DEPTH_M, MIN_JOINT_DEPTH_M - z.min(axis=0))
+    extent = np.stack([x.max(axis=0) - x.min(axis=0), y.max(axis=0) - y.min(axis=0)], axis=1)
     depth = np.maximum((focal * extent / (fill[:, None] * size_wh)).max(axis=1), floor)
     ray = np.zeros((len(pose), 2))  # the root's ray (x / z, y / z)
     for _ in range(_STEPS):
@@ -86,12 +88,11 @@ def place_in_view(pose: np.ndarray, camera: Camera, draws: np.ndarray) -> np.nda
 
 
 def _pinhole_box(x, y, z, ray, depth, focal, centre) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel box [M, 2] low and high corners of bodies (joint coordinates x, y, z [M, 17],
+    """Pixel box [M, 2] low and high corners of bodies (joint coordinates x, y, z [17, M],
     root-relative) whose root is at depth `depth` [M] on `ray` [M, 2], undistorted."""
-    d = depth[:, None]
-    inv = 1.0 / (z + d)
-    u = (x + ray[:, :1] * d) * inv
-    v = (y + ray[:, 1:] * d) * inv
-    lo = np.stack([u.min(axis=1), v.min(axis=1)], axis=1)
-    hi = np.stack([u.max(axis=1), v.max(axis=1)], axis=1)
+    inv = 1.0 / (z + depth)
+    u = (x + ray[:, 0] * depth) * inv
+    v = (y + ray[:, 1] * depth) * inv
+    lo = np.stack([u.min(axis=0), v.min(axis=0)], axis=1)
+    hi = np.stack([u.max(axis=0), v.max(axis=0)], axis=1)
     return lo * focal + centre, hi * focal + centre

@@ -74,10 +74,18 @@ def to_matrix(q: np.ndarray) -> np.ndarray:
     ).reshape(*q.shape[:-1], 3, 3)
 
 
-def bound_tilt(q: np.ndarray, max_tilt: float, up: np.ndarray = UP) -> np.ndarray:
-    """[N, 4]: each rotation with its swing away from `up` cut to at most `max_tilt` radians
-    (its direction kept) and its twist about `up` kept. Afterwards the angle between the rotated
-    up and `up` is min(that of q, max_tilt)."""
+def cos_tilt(q: np.ndarray, up: np.ndarray = UP) -> np.ndarray:
+    """[N]: cosine of the angle between the rotated `up` and `up` (1: upright kept). For q's
+    vector part v, (R u) . u = 1 - 2 (|v|^2 - (v . u)^2)."""
+    v = q[:, 1:]
+    along = v @ up
+    return 1.0 - 2.0 * (np.einsum("ni,ni->n", v, v) - along * along)
+
+
+def swing_twist(q: np.ndarray, up: np.ndarray = UP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split [N, 4] rotations into swing (a unit axis [N, 3] perpendicular to `up` and the tilt
+    angle [N] it turns `up` by, radians in [0, pi]) and twist about `up` ([N, 4]), q = swing *
+    twist."""
     w = q[:, :1]
     along = (q[:, 1:] @ up)[:, None] * up  # the twist's vector part
     twist = np.concatenate([w, along], axis=-1)
@@ -89,7 +97,52 @@ def bound_tilt(q: np.ndarray, max_tilt: float, up: np.ndarray = UP) -> np.ndarra
     axis = swing[:, 1:]
     sin_half = np.linalg.norm(axis, axis=-1, keepdims=True)
     tilt = 2.0 * np.arctan2(sin_half, swing[:, :1])
-    cut = np.minimum(tilt, max_tilt)
-    unit = axis / np.maximum(sin_half, _EPS)
-    bounded = np.concatenate([np.cos(0.5 * cut), unit * np.sin(0.5 * cut)], axis=-1)
-    return product(bounded, twist)
+    return axis / np.maximum(sin_half, _EPS), tilt[:, 0], twist
+
+
+def with_swing(axis: np.ndarray, tilt: np.ndarray, twist: np.ndarray) -> np.ndarray:
+    """[N, 4]: the rotation that twists by `twist`, then swings by `tilt` [N] about `axis`."""
+    half = 0.5 * tilt[:, None]
+    return product(np.concatenate([np.cos(half), axis * np.sin(half)], axis=-1), twist)
+
+
+def bound_tilt(
+    q: np.ndarray, max_tilt: float, torso: np.ndarray | None = None, up: np.ndarray = UP
+) -> np.ndarray:
+    """[N, 4]: each rotation with its swing away from `up` cut to at most `max_tilt` radians
+    (its direction kept) and its twist about `up` kept. Afterwards the angle between the rotated
+    up and `up` is min(that of q, max_tilt).
+
+    With `torso` ([N, 3], the body's hip -> thorax vector before q), the swing also stops where
+    it would turn the torso past horizontal, head down, where it was not so before: a body
+    lying at 75 degrees is not tilted 30 more onto its head."""
+    axis, tilt, twist = swing_twist(q, up)
+    tilt = np.minimum(tilt, max_tilt)
+    if torso is not None:
+        tilt = _stop_at_horizontal(axis, tilt, twist, torso, up)
+    return with_swing(axis, tilt, twist)
+
+
+def _torso_tilt(q: np.ndarray, torso: np.ndarray, up: np.ndarray) -> np.ndarray:
+    turned = np.einsum("nij,nj->ni", to_matrix(q), torso)
+    cos = (turned @ up) / np.maximum(np.linalg.norm(turned, axis=-1), _EPS)
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def _stop_at_horizontal(axis, tilt, twist, torso, up, steps: int = 24) -> np.ndarray:
+    """Swing angles [N]: `tilt`, or for the rows it turns head down (torso more than 90 degrees
+    from `up`) that were not head down before, the largest smaller one that does not
+    (bisection: no swing keeps the torso's own tilt, a twist about `up` does not change it)."""
+    limit = np.where(_torso_tilt(twist, torso, up) <= 0.5 * np.pi, 0.5 * np.pi, np.pi)
+    bad = np.flatnonzero(_torso_tilt(with_swing(axis, tilt, twist), torso, up) > limit)
+    if not bad.size:
+        return tilt
+    lo, hi = np.zeros(bad.size), tilt[bad]
+    a, w, t, lim = axis[bad], twist[bad], torso[bad], limit[bad]
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        ok = _torso_tilt(with_swing(a, mid, w), t, up) <= lim
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    out = tilt.copy()
+    out[bad] = lo
+    return out

@@ -52,9 +52,6 @@ from poseaug_service.stream_tracks import Owed, StreamTracks
 from poseaug_service.tensors import require_finite_result
 from poseaug_service.track_windows import TrackChunks, lifter_inputs
 
-# Rows per augmentor run.
-AUGMENT_SUB_CHUNK = 8192
-
 
 @dataclass(eq=False)
 class _Prepared:
@@ -92,7 +89,7 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         self.augment = AugmentEngine(
             max_jobs=config.max_queue,
             slots=config.batch_workers,
-            sub_chunk=min(AUGMENT_SUB_CHUNK, max(config.max_batch, 256)),
+            sub_chunk=config.augment_run_rows,
             on_run=lambda model, n: augment_batch.labels(model=model, kind="augment").observe(n),
         )
         # Blocking work off the event loop: large parses and answers, augmentor runs.
@@ -350,15 +347,34 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         )
         check_chunk_fits(job, chunk, self._message_limit, self.config.max_message_mb)
         holding = Holding(self.budget)
+
+        def chunk_bytes(start: int) -> int:
+            """A chunk's rows as arrays, then as its response message."""
+            return 2 * job.response_bytes(min(job.total, start + chunk) - start)
+
+        def rows(start: int) -> asyncio.Future:
+            holding.grow(chunk_bytes(start), "responses")  # before it is computed
+            stop = min(job.total, start + chunk)
+            return asyncio.ensure_future(
+                self._in_pool(call, self._augment_rows, job, start, stop, call, "StreamAugment")
+            )
+
         try:
             with self.augment.admitted():
-                for start in range(0, job.total, chunk):
-                    stop = min(job.total, start + chunk)
-                    holding.resize(2 * job.response_bytes(stop - start), "responses")
-                    response = await self._in_pool(
-                        call, self._augment_rows, job, start, stop, call, "StreamAugment"
-                    )
-                    yield poseaug_pb2.StreamAugmentResponse(chunk=response, offset=start)
+                # One chunk ahead: the next chunk is computed while this one is sent.
+                starts = range(0, job.total, chunk)
+                if not starts:
+                    return
+                pending = rows(starts[0])
+                try:
+                    for k, start in enumerate(starts):
+                        response = await pending
+                        if k + 1 < len(starts):
+                            pending = rows(starts[k + 1])
+                        yield poseaug_pb2.StreamAugmentResponse(chunk=response, offset=start)
+                        holding.shrink(chunk_bytes(start), "responses")  # sent
+                finally:
+                    pending.cancel()
         finally:
             holding.close()
 

@@ -48,6 +48,7 @@ __all__ = [
     "limit_violations",
     "outside_joint_limits",
     "tilt_from_upright",
+    "torso",
 ]
 
 # H36M-17 joint indices (contract.H36M_JOINT_NAMES).
@@ -164,6 +165,11 @@ def outside_joint_limits(poses: np.ndarray) -> np.ndarray:
 def tilt_from_upright(poses: np.ndarray, up: np.ndarray | tuple = (0.0, -1.0, 0.0)) -> np.ndarray:
     """Degrees between each pose's torso (hip -> thorax) and `up` (default: the camera's up,
     -y). 0 is upright, 90 lying, 180 upside down."""
+    up = _unit(np.asarray(up, np.float64))
+    return np.degrees(np.arccos(np.clip(_dot(_unit(torso(poses)), up), -1, 1)))
+
+
+def torso(poses: np.ndarray) -> np.ndarray:
+    """[..., 3]: each pose's torso vector, hip -> thorax (float64): what "upright" refers to."""
     p = np.asarray(poses, dtype=np.float64)
-    torso = _unit(p[..., _THORAX, :] - p[..., _HIP, :])
-    return np.degrees(np.arccos(np.clip(_dot(torso, _unit(np.asarray(up, np.float64))), -1, 1)))
+    return p[..., _THORAX, :] - p[..., _HIP, :]
