@@ -301,11 +301,14 @@ class RequestReader:
 
             async def streaming(_requests, context):
                 """Request streams answered with one message or by context.write."""
+                requests = messages(context)
                 try:
                     async with slot(context):
-                        return await behavior(messages(context), context)
+                        return await behavior(requests, context)
                 except ServiceError as exc:
                     await context.abort(exc.code, str(exc))
+                finally:
+                    await requests.aclose()  # its budget bytes back now, not when collected
 
             if not handler.response_streaming:
                 return grpc.stream_unary_rpc_method_handler(streaming, **kwargs)
@@ -314,12 +317,15 @@ class RequestReader:
         async def stream_stream(_requests, context):
             """Streams of requests and answers; a refusal or error ends the stream with its
             code set on the context (end_stream), never by abort."""
+            requests = messages(context)
             try:
                 async with slot(context):
-                    async for response in behavior(messages(context), context):
+                    async for response in behavior(requests, context):
                         yield response
             except ServiceError as exc:
                 end_stream(context, exc.code, str(exc))
+            finally:
+                await requests.aclose()  # its budget bytes back now, not when collected
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **kwargs)
 
