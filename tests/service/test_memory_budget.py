@@ -186,3 +186,24 @@ def test_allocator_functions_are_callable() -> None:
         return trimmer.trims - before
 
     assert asyncio.run(trims_after_a_drop()) >= 1
+
+    async def trims_once_memory_freed_late_has_grown() -> tuple[int, int]:
+        rss = [500 * MIB]
+        trimmer = allocator.Trimmer(
+            used=lambda: 0,
+            high_water=lambda: 0,
+            idle=lambda: False,
+            interval_s=0.01,
+            rss=lambda: rss[0],
+            settle_s=0.02,
+        )
+        trimmer.start()
+        await asyncio.sleep(0.1)
+        steady = trimmer.trims  # the budget is empty but RSS has not grown: nothing to do
+        rss[0] += 64 * MIB  # a late free: RSS above what the last trim left
+        await asyncio.sleep(0.1)
+        await trimmer.stop()
+        return steady, trimmer.trims
+
+    steady, trims = asyncio.run(trims_once_memory_freed_late_has_grown())
+    assert steady == 0 and trims >= 1

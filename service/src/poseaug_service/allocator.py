@@ -12,8 +12,10 @@ few live chunks. So RSS stayed near the burst's peak and ratcheted up with each 
   first big free and sending later ones into the heaps;
 - `trim` (malloc_trim) hands freed pages of every arena back to the system;
 - `Trimmer` calls it off the event loop when there is something to give back: after the
-  memory budget in use has dropped by TRIM_AFTER_BYTES since the last trim (streams ended), or
-  once the server has gone idle after calls.
+  memory budget in use has dropped by TRIM_AFTER_BYTES since the last trim (streams ended);
+  while the budget is nearly empty and RSS has grown by TRIM_AFTER_BYTES since the last trim
+  (what calls freed after the budget had emptied, such as a large answer sent late), at most
+  every SETTLE_TRIM_S; and once the server has gone idle after calls.
 On a C library without these functions (musl, macOS) every call here does nothing.
 """
 
@@ -41,6 +43,10 @@ MMAP_THRESHOLD = 256 * 1024
 # Trim once the memory budget in use has dropped this much since the last trim.
 TRIM_AFTER_BYTES = 32 * 1024 * 1024
 TRIM_CHECK_S = 1.0
+# While the budget holds at most LOW_BUDGET_BYTES, trim at most this often when RSS has grown.
+SETTLE_TRIM_S = 5.0
+LOW_BUDGET_BYTES = 16 * 1024 * 1024
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -75,6 +81,15 @@ def configure(arena_max: int = ARENA_MAX, mmap_threshold: int = MMAP_THRESHOLD) 
     return ok
 
 
+def rss_bytes() -> int:
+    """This process's resident set size (/proc/self/statm; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
+
+
 def trim() -> bool:
     """Give freed heap memory of every arena back to the system (malloc_trim(0)); True when
     some was. Blocks for a few milliseconds on a large heap: call it off the event loop."""
@@ -85,9 +100,10 @@ def trim() -> bool:
 
 class Trimmer:
     """Trims, in a thread, when the memory budget in use (`used()`) is TRIM_AFTER_BYTES below
-    its peak since the last trim (`high_water()`, which restarts the peak), or when the server
-    has gone idle (`idle()`) since calls were last seen. Start and stop it on the serving
-    loop."""
+    its peak since the last trim (`high_water()`, which restarts the peak); when the budget is
+    nearly empty and `rss()` has grown TRIM_AFTER_BYTES since the last trim (at most every
+    SETTLE_TRIM_S); or when the server has gone idle (`idle()`) since calls were last seen.
+    Start and stop it on the serving loop."""
 
     def __init__(
         self,
@@ -95,11 +111,15 @@ class Trimmer:
         high_water: Callable[[], int],
         idle: Callable[[], bool],
         interval_s: float = TRIM_CHECK_S,
+        rss: Callable[[], int] = rss_bytes,
+        settle_s: float = SETTLE_TRIM_S,
     ) -> None:
         self._used = used
         self._high_water = high_water
         self._idle = idle
         self._interval = interval_s
+        self._rss = rss
+        self._settle = settle_s
         self._task: asyncio.Task | None = None
         self.trims = 0
 
@@ -113,14 +133,20 @@ class Trimmer:
             await asyncio.wait([self._task])
 
     async def _run(self) -> None:
-        peak, busy = 0, False
+        loop = asyncio.get_running_loop()
+        peak, busy, rss, last = 0, False, self._rss(), loop.time()
         while True:
             await asyncio.sleep(self._interval)
             peak = max(peak, self._high_water())
-            idle = self._idle()
+            used, idle = self._used(), self._idle()
             busy = busy or not idle
-            if not (peak - self._used() >= TRIM_AFTER_BYTES or (busy and idle)):
+            settle = (
+                used <= LOW_BUDGET_BYTES
+                and self._rss() - rss >= TRIM_AFTER_BYTES
+                and loop.time() - last >= self._settle
+            )
+            if not (peak - used >= TRIM_AFTER_BYTES or settle or (busy and idle)):
                 continue
             await asyncio.to_thread(trim)
             self.trims += 1
-            peak, busy = self._high_water(), False
+            peak, busy, rss, last = self._high_water(), False, self._rss(), loop.time()
