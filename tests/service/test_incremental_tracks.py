@@ -236,3 +236,17 @@ def test_the_budget_s_bound_covers_what_a_message_adds(models, name: str, lookah
     assert tracks.nbytes > 0
     tracks.close()
     assert tracks.nbytes == 0 and tracks.live_tracks == 0
+
+
+def test_poses_without_track_ids_keep_no_layer_state(models) -> None:
+    """A stepped stream's poses without track ids are one-frame tracks no step could answer:
+    answered from windows, with no layer state kept (or reserved) for them."""
+    model = models["centre"]
+    tracks = StreamTracks(4, max_tracks=8, idle_s=60)
+    parsed = LiftInput(model, frames(3, 0), None, "")
+    grows, _ = tracks.growth_bound(parsed)
+    assert tracks.add(parsed) == [] and grows == 0
+    owed = tracks.flush()[0]
+    assert owed.done is None and all(t.state is None for t in owed.tracks)
+    poses = model.run_lifter(np.asarray(tracks.windows(owed)))
+    assert poses.shape == (3, 17, 3)

@@ -11,10 +11,11 @@ frames (causal). Each message goes through:
    the step form (`lifter.step`), each new frame is one step of its track's state (layer
    state: layer_state.py), whose answer is the pose of the frame L back in that track;
 3. `ready`: the messages now answerable, in order. A pose whose answer no step gave (another
-   lookahead, a bundle without the step form, a track that skipped messages so that its frame
-   L later had not come, the stream's end, a model reload) is answered from `windows`: its
-   window of the track's frames as they are then, the frames not yet seen repeating the
-   newest (edge padding), by the window model. Both give the window model's answer.
+   lookahead, a bundle without the step form, a pose without a track id, a track that skipped
+   messages so that its frame L later had not come, the stream's end, a model reload) is
+   answered from `windows`: its window of the track's frames as they are then, the frames
+   not yet seen repeating the newest (edge padding), by the window model. Both give the
+   window model's answer.
 
 Bounds: at most `max_tracks` live tracks (per model; a message that would pass it is refused,
 naming its track_ids), each keeping copies of only the frames a window or an owed answer still
@@ -156,16 +157,17 @@ class StreamTracks:
         """(track bytes, owed bytes): the most `add(parsed)` can add to `nbytes` (a copy of
         each frame, a layer state per new track in step mode), and what its owed answer keeps
         (Owed.nbytes). The memory budget reserves both before the message is recorded."""
-        n, model = len(parsed.keypoints), parsed.model
-        steps = self.steps(model)
+        n, model, ids = len(parsed.keypoints), parsed.model, parsed.track_ids
+        steps = self.steps(model) and ids is not None
         owed = parsed.nbytes + (n * (17 * 3 * 4 + 1) if steps else 0)
         if model.temporal_frames <= 1:
             return 0, owed
         frames = parsed.keypoints[:1].nbytes * n
+        if ids is None:  # each pose its own one-frame track, kept by its owed message
+            return 0, owed + frames
         if not steps:
             return frames, owed
-        ids = parsed.track_ids
-        new = n if ids is None else len({(model.name, t) for t in ids.tolist()} - self._live.keys())
+        new = len({(model.name, t) for t in ids.tolist()} - self._live.keys())
         return frames + new * model.step_layout.state_values * 4, owed
 
     def steps(self, model) -> bool:
@@ -286,10 +288,11 @@ class StreamTracks:
             positions.append(position)
             tracks.append(track)
         owed = Owed(index, parsed, tracks, positions)
-        if self.steps(model):
+        if self.steps(model) and ids is not None:
             owed.pose3d = np.empty((n, 17, 3), np.float32)
             owed.done = np.zeros(n, bool)
-        else:  # another lookahead or a version without the step form: no state to keep
+        else:  # another lookahead, a version without the step form, or poses without track
+            # ids (one frame each: no step could answer them): no state to keep
             for track in tracks:
                 track.state = None
                 track.waiting.clear()
