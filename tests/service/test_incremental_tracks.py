@@ -212,3 +212,41 @@ def test_a_manifest_step_form_that_disagrees_with_its_graph_is_refused(tmp_path:
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=r"lifter\.step\.state\[1\]\.taps"):
         load_bundle(folder)
+
+
+@pytest.mark.parametrize(("name", "lookahead"), [("centre", 4), ("centre_windows", 2)])
+def test_the_budget_s_bound_covers_what_a_message_adds(models, name: str, lookahead: int) -> None:
+    """`growth_bound`, which the memory budget reserves before a message is recorded, is at
+    least what recording it adds to the stream's track state and what its owed answer keeps;
+    `close` lets go of everything."""
+    model = models[name]
+    tracks = StreamTracks(lookahead, max_tracks=8, idle_s=60)
+    track_frames = {t: frames(64, t) for t in (1, 2, 3)}
+    for ids, nums in stream_script():
+        poses = np.stack([track_frames[t][k] for t, k in zip(ids, nums, strict=True)])
+        parsed = message(model, poses, ids)
+        grows, keeps = tracks.growth_bound(parsed)
+        before = tracks.nbytes
+        for run in tracks.add(parsed):
+            tracks.stepped(run, model.run_step(run.inputs()))
+        owed = tracks._owed[-1]
+        assert tracks.nbytes - before <= grows
+        assert owed.nbytes <= keeps
+        tracks.ready()
+    assert tracks.nbytes > 0
+    tracks.close()
+    assert tracks.nbytes == 0 and tracks.live_tracks == 0
+
+
+def test_poses_without_track_ids_keep_no_layer_state(models) -> None:
+    """A stepped stream's poses without track ids are one-frame tracks no step could answer:
+    answered from windows, with no layer state kept (or reserved) for them."""
+    model = models["centre"]
+    tracks = StreamTracks(4, max_tracks=8, idle_s=60)
+    parsed = LiftInput(model, frames(3, 0), None, "")
+    grows, _ = tracks.growth_bound(parsed)
+    assert tracks.add(parsed) == [] and grows == 0
+    owed = tracks.flush()[0]
+    assert owed.done is None and all(t.state is None for t in owed.tracks)
+    poses = model.run_lifter(np.asarray(tracks.windows(owed)))
+    assert poses.shape == (3, 17, 3)

@@ -5,9 +5,10 @@ token and has no accepted one is refused UNAUTHENTICATED by a handler that never
 request, so it holds no slot and no buffer beyond what HTTP/2 flow control lets in. Every
 other call takes a slot of its method's pool (limits.py) before its request is read
 (request_reader.py does, for its whole life): PoseAugService and reflection share
-`--max-concurrent-rpcs` (and `--max-rpcs-per-peer`), health Check and Watch have small pools
-of their own, so health callers can never take the service's slots nor the service theirs.
-Request messages are then read under the byte budget below.
+`--max-concurrent-rpcs` (and `--max-rpcs-per-peer`), request streams also take a slot of the
+stream pool (`--max-streams-per-peer`), health Check and Watch have small pools of their own,
+so health callers can never take the service's slots nor the service theirs.
+Request messages are then read under the memory budget (memory_budget.py).
 """
 
 from __future__ import annotations
@@ -30,29 +31,13 @@ from poseaug_service.limits import (
     HEALTH_WATCH_POOL,
     HEALTH_WATCH_SLOTS,
     SERVICE_POOL,
+    STREAM_POOL,
     TOKENLESS_READS,
     method_limits,
 )
+from poseaug_service.memory_budget import ByteBudget
 
 Refused = Callable[[str, str], None]  # (method, reason) -> None, for metrics
-
-
-class ByteBudget:
-    """Bytes of request messages being handled, server-wide. Touched on the event loop only."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def take(self, n: int) -> bool:
-        """Reserve n bytes; False (nothing reserved) when that would pass the limit."""
-        if self.used + n > self.limit:
-            return False
-        self.used += n
-        return True
-
-    def give(self, n: int) -> None:
-        self.used -= n
 
 
 @dataclass
@@ -97,6 +82,9 @@ def slot_pools(config: ServerConfig) -> dict[str, SlotPool]:
         SERVICE_POOL: SlotPool(SERVICE_POOL, service, config.max_rpcs_per_peer or service),
         HEALTH_CHECK_POOL: SlotPool(HEALTH_CHECK_POOL, HEALTH_CHECK_SLOTS, HEALTH_SLOTS_PER_PEER),
         HEALTH_WATCH_POOL: SlotPool(HEALTH_WATCH_POOL, HEALTH_WATCH_SLOTS, HEALTH_SLOTS_PER_PEER),
+        # Streams also take a slot of their own pool: open streams hold track state, so one
+        # address may be bounded to fewer of them than of calls.
+        STREAM_POOL: SlotPool(STREAM_POOL, service, config.max_streams_per_peer or service),
     }
 
 
@@ -126,12 +114,15 @@ class Admission:
         reason = pool.enter(peer)
         if reason is None:
             return peer
-        self.on_refuse(method, reason)
         per_peer = reason == "peer_slots"
+        if pool.name == STREAM_POOL:
+            reason = "peer_streams" if per_peer else "stream_slots"
+        self.on_refuse(method, reason)
         limit = pool.per_peer if per_peer else pool.total
+        what = "open streams" if pool.name == STREAM_POOL else f"{pool.name} calls"
         raise ResourceExhaustedError(
             "",
-            f"too many {pool.name} calls at once ({limit}"
+            f"too many {what} at once ({limit}"
             f"{' from one address' if per_peer else ''}); retry later",
         )
 

@@ -25,6 +25,14 @@ log = logging.getLogger("poseaug_service.servicer")
 _NO_DEADLINE = 1e7
 
 
+def end_stream(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> None:
+    """End a streaming call with `code`: set on the context, for the handler to return.
+    `context.abort` from a stream whose caller was still sending made some callers see
+    INTERNAL ("Internal error from Core") instead of the code."""
+    context.set_code(code)
+    context.set_details(details)
+
+
 def instrumented(method: str) -> Callable:
     """Map errors to status codes and record metrics, for unary and server-streaming handlers.
     Once the server is closing, new calls are refused with UNAVAILABLE (clients retry that on
@@ -70,7 +78,7 @@ def instrumented(method: str) -> Callable:
                 except Exception as exc:
                     code = classify(exc)
                     finish(self, code, started)
-                    await context.abort(code, str(exc))
+                    end_stream(context, code, str(exc))
                 else:
                     finish(self, grpc.StatusCode.OK, started)
 

@@ -11,6 +11,9 @@ from poseaug_service.repository import RepositoryError
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(argv)
+    from poseaug_service import allocator
+
+    allocator.configure()  # before any thread: bounded malloc arenas (allocator.py)
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -39,6 +39,7 @@ class ServerConfig:
     grpc_workers: int = field(default=8, metadata=_POSITIVE)
     max_concurrent_rpcs: int = field(default=1024, metadata=_POSITIVE)
     max_rpcs_per_peer: int = field(default=0, metadata=_NON_NEGATIVE)
+    max_streams_per_peer: int = field(default=0, metadata=_NON_NEGATIVE)
     max_inflight_mb: int = field(default=DEFAULT_MAX_INFLIGHT_MB, metadata=_POSITIVE)
     request_arrival_s: float = DEFAULT_REQUEST_ARRIVAL_S
     batch_workers: int = field(default=1, metadata=_POSITIVE)
@@ -131,10 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
         "proxy every call comes from one address)",
     )
     p.add_argument(
+        "--max-streams-per-peer",
+        type=int,
+        help="StreamLift2Dto3D and StreamAugment streams one peer address may hold open at "
+        "once; 0 = no per-peer bound (behind a proxy every call comes from one address)",
+    )
+    p.add_argument(
         "--max-inflight-mb",
         type=int,
-        help="server-wide budget for request messages being handled, MiB, counting each "
-        "request as PARSE_COST times its size; RESOURCE_EXHAUSTED before parsing beyond it",
+        help="server-wide memory budget for what callers make the server hold, MiB: request "
+        "messages (PARSE_COST times their size), stream track state, owed answers, queued lift "
+        "work and responses (memory_budget.py); RESOURCE_EXHAUSTED, naming the part, beyond it",
     )
     p.add_argument(
         "--request-arrival-s",

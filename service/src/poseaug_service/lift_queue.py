@@ -7,6 +7,9 @@ stream's step rows (`submit_steps`, the step form), and awaits `collect`; the ba
 resolves the handler's future through a LoopWaker (one loop wake-up per finished batch, not
 per caller). The handler `release`s the request once it has answered its caller, or `cancel`s
 it when nobody will collect it.
+
+Queued work counts in the memory budget (memory_budget.py, part `queued`): its inputs and the
+outputs it will get are reserved before it is queued, and given back on release or cancel.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from poseaug_service.config import ServerConfig
 from poseaug_service.errors import CancelledError, DeadlineExceededError
 from poseaug_service.lifting import LiftInput
 from poseaug_service.loop_waker import LoopWaker
+from poseaug_service.memory_budget import ByteBudget
 from poseaug_service.metrics import Metrics
 from poseaug_service.sessions import LoadedModel
 from poseaug_service.track_windows import TrackChunks, Windows
 
 __all__ = ["LiftQueue", "Submitted"]
+
+POSE_BYTES = 17 * 3 * 4  # one answered float32 pose
 
 
 @dataclass(eq=False)
@@ -36,23 +42,35 @@ class Submitted:
     batcher: DynamicBatcher
     pending: Pending
     future: asyncio.Future
+    budget: ByteBudget | None = None
+    held: int = 0  # bytes of the budget's `queued` part, until released or cancelled
 
     def release(self) -> None:
         """Its caller has been answered (see DynamicBatcher.release)."""
         self.batcher.release(self.pending)
+        self._give_back()
 
     def cancel(self) -> None:
         """Drop it: nobody will collect its answer."""
         self.batcher.cancel(self.pending)
+        self._give_back()
+
+    def _give_back(self) -> None:
+        held, self.held = self.held, 0
+        if held and self.budget is not None:
+            self.budget.give(held, "queued")
 
 
 class LiftQueue:
     """One DynamicBatcher per model name (every loaded name from the start, later names on
     first use) and the submission of lift requests to them. Build it on the serving loop."""
 
-    def __init__(self, config: ServerConfig, metrics: Metrics, names: list[str]) -> None:
+    def __init__(
+        self, config: ServerConfig, metrics: Metrics, names: list[str], budget: ByteBudget
+    ) -> None:
         self._config = config
         self._metrics = metrics
+        self._budget = budget
         self.batchers = BatcherRegistry(self._new_batcher)
         self._waker = LoopWaker(asyncio.get_running_loop())
         for name in names:
@@ -78,13 +96,18 @@ class LiftQueue:
         model = parsed.model
         if isinstance(inputs, TrackChunks):
             runs = model.run_whole_track, model.run_whole_track_busy
-            return self._submit(model, call, inputs, *runs, row_cost=inputs.row_frames)
+            answers = inputs.row_frames - model.temporal_frames + 1
+            out = len(inputs) * answers * POSE_BYTES
+            return self._submit(model, call, inputs, *runs, out, row_cost=inputs.row_frames)
         x = parsed.keypoints if inputs is None else inputs
-        return self._submit(model, call, x, model.run_lifter, model.run_lifter_busy)
+        out = len(x) * POSE_BYTES
+        return self._submit(model, call, x, model.run_lifter, model.run_lifter_busy, out)
 
     def submit_steps(self, model: LoadedModel, call: CallState, rows: np.ndarray) -> Submitted:
         """Queue packed step rows (stream_tracks.StepRun.inputs) on the model's step form."""
-        return self._submit(model, call, rows, model.run_step, model.run_step_busy)
+        assert model.step_layout is not None
+        out = len(rows) * model.step_layout.out_width * 4
+        return self._submit(model, call, rows, model.run_step, model.run_step_busy, out)
 
     def _submit(
         self,
@@ -93,20 +116,29 @@ class LiftQueue:
         inputs: np.ndarray | Windows,
         run: RunFn,
         run_busy: RunFn,
+        out_bytes: int,
         row_cost: int = 1,
     ) -> Submitted:
+        """Reserve the work's bytes (ResourceExhaustedError naming `queued` when there is no
+        room), then queue it."""
+        held = inputs.nbytes + out_bytes
+        self._budget.reserve(held, "queued")
         future = asyncio.get_running_loop().create_future()
         batcher = self.batchers.get(model.name)
         resolve = self._waker.resolve
-        pending = batcher.submit(
-            inputs,
-            call.is_active,
-            run=run,
-            on_done=lambda: resolve(future),
-            run_busy=run_busy,
-            row_cost=row_cost,
-        )
-        return Submitted(batcher, pending, future)
+        try:
+            pending = batcher.submit(
+                inputs,
+                call.is_active,
+                run=run,
+                on_done=lambda: resolve(future),
+                run_busy=run_busy,
+                row_cost=row_cost,
+            )
+        except BaseException:
+            self._budget.give(held, "queued")
+            raise
+        return Submitted(batcher, pending, future, self._budget, held)
 
     async def collect(self, submitted: Submitted, call: CallState) -> np.ndarray:
         """The lifted poses, within the call's deadline; a caller who leaves cancels them."""

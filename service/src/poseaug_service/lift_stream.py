@@ -3,8 +3,9 @@ ahead of the answers, which go out in message order.
 
 A message that does not parse ends the stream with its error once the answers before it have
 gone out; a request stream that breaks ends it as cancelled. When the stream ends, early or
-not, the call is marked cancelled (the batchers drop its queued work) and every request still
-in the window is dropped.
+not, the call is marked cancelled (the batchers drop its queued work), the reader task is
+stopped and waited for (so nothing it holds outlives the stream, and no read of the request
+stream is still pending when the call ends) and every request still in the window is dropped.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ class ReadAhead(Generic[T]):
         self._call.cancelled = True
         if self._reader is not None:
             self._reader.cancel()
-        while not self._window.empty():  # release queued work of a stream that ended early
+        self._drop_window()  # release queued work of a stream that ended early
+        if self._reader is not None:
+            await asyncio.wait([self._reader])  # it drops what it was preparing
+        self._drop_window()
+
+    def _drop_window(self) -> None:
+        while not self._window.empty():
             entry = self._window.get_nowait()
             if isinstance(entry, _Item):
                 self._drop(entry.value)
@@ -69,6 +76,14 @@ class ReadAhead(Generic[T]):
         return entry.value
 
     async def _read(self) -> None:
+        try:
+            await self._read_messages()
+        finally:  # at once, not when collected: the request reader's budget bytes go back
+            close = getattr(self._messages, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _read_messages(self) -> None:
         window = self._window
         k = 0
         try:

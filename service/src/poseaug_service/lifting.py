@@ -52,6 +52,18 @@ class LiftInput:
     default_camera: bool = False
     track_ids: np.ndarray | None = None  # [N] int64 when sent (temporal bundles use them)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its arrays (what keeping it costs; the memory budget counts it)."""
+        arrays = (self.keypoints, self.pose_scores, self.joint_inferred, self.track_ids)
+        return sum(a.nbytes for a in arrays if a is not None)
+
+
+def response_bytes(poses: int) -> int:
+    """About what a lift response of `poses` poses costs while it is built and sent: its
+    float32 poses, joint_inferred and scores, as arrays and again as message bytes."""
+    return 2 * poses * (17 * 3 * 4 + 17 * 4 + 4)
+
 
 def check_request_id(request_id: str, prefix: str = "") -> None:
     if len(request_id) > MAX_REQUEST_ID:

@@ -45,10 +45,14 @@ _SERVICE = "/" + poseaug_pb2.DESCRIPTOR.services_by_name["PoseAugService"].full_
 BULK_METHODS = frozenset(
     _SERVICE + m for m in ("Lift2Dto3D", "StreamLift2Dto3D", "Augment", "StreamAugment")
 )
+# Streams of poses: besides a service slot each holds one of the stream pool, which
+# --max-streams-per-peer bounds per address (open streams may hold track state for long).
+STREAM_METHODS = frozenset(_SERVICE + m for m in ("StreamLift2Dto3D", "StreamAugment"))
 
 SERVICE_POOL = "service"
 HEALTH_CHECK_POOL = "health_check"
 HEALTH_WATCH_POOL = "health_watch"
+STREAM_POOL = "streams"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class MethodLimits:
     arrival_s: float
     needs_token: bool
     gated: bool = False  # read under TOKENLESS_READS (methods open to callers without a token)
+    stream: bool = False  # also takes a slot of STREAM_POOL
 
 
 def method_limits(method: str, max_message_bytes: int, arrival_s: float) -> MethodLimits:
@@ -70,7 +75,8 @@ def method_limits(method: str, max_message_bytes: int, arrival_s: float) -> Meth
             pool, SMALL_MESSAGE_BYTES, HEALTH_ARRIVAL_S, needs_token=False, gated=True
         )
     size = max_message_bytes if method in BULK_METHODS else SMALL_MESSAGE_BYTES
-    return MethodLimits(SERVICE_POOL, size, arrival_s, needs_token=True)
+    stream = method in STREAM_METHODS
+    return MethodLimits(SERVICE_POOL, size, arrival_s, needs_token=True, stream=stream)
 
 
 def echo(text: str) -> str:

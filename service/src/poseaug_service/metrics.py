@@ -7,9 +7,11 @@ auth_failures_total by method and reason (refused before the handler: not in req
 reloads_total by result, model_info (1 per served bundle, labelled with its version, so a
 rollout of a new bundle version is visible per replica), refused_bundles (1 per bundle folder
 the server refuses, labelled with the reason), admission_refusals_total by method and reason
-(slots, peer_slots, budget, too_large, arrival: refused before the handler), inflight_bytes
-(the byte budget in use) and event_loop_lag_seconds (how late the event loop runs: a gauge of
-the last sample, the largest since start, and a histogram).
+(slots, peer_slots, stream_slots, peer_streams, budget, too_large, arrival: refused before the
+handler), inflight_bytes (the memory budget in use, all parts), memory_budget_bytes by part
+and memory_budget_refusals_total by part (memory_budget.py) and event_loop_lag_seconds (how
+late the event loop runs: a gauge of the last sample, the largest since start, and a
+histogram).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from poseaug_service.batcher import BatchStats
+from poseaug_service.memory_budget import MEMORY_PARTS, ByteBudget
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +105,26 @@ class Metrics:
         self.admission_refusals = Counter(
             "poseaug_admission_refusals",
             "Calls refused before their handler ran, by method and reason (slots, peer_slots, "
-            "budget, too_large, arrival)",
+            "stream_slots, peer_streams, budget, too_large, arrival)",
             ["method", "reason"],
             registry=r,
         )
         self.inflight_bytes = Gauge(
             "poseaug_inflight_bytes",
-            "Request bytes reserved from --max-inflight-mb (PARSE_COST x message size)",
+            "Bytes reserved from the memory budget --max-inflight-mb, all parts together",
+            registry=r,
+        )
+        self.memory_budget = Gauge(
+            "poseaug_memory_budget_bytes",
+            "Bytes reserved from --max-inflight-mb, by part: "
+            + "; ".join(f"{p}: {what}" for p, what in MEMORY_PARTS.items()),
+            ["part"],
+            registry=r,
+        )
+        self.memory_refusals = Counter(
+            "poseaug_memory_budget_refusals",
+            "Reservations the memory budget refused (RESOURCE_EXHAUSTED), by part",
+            ["part"],
             registry=r,
         )
         self.loop_lag = Gauge(
@@ -164,6 +180,16 @@ class Metrics:
         self.refused_bundles.clear()
         for name, reason in refused.items():
             self.refused_bundles.labels(model=name, reason=reason[:200]).set(1)
+
+    def watch_budget(self, budget: ByteBudget) -> None:
+        """Publish the memory budget in use, in all and by part (read at each scrape)."""
+        self.inflight_bytes.set_function(lambda: budget.used)
+        for part in MEMORY_PARTS:
+            self.memory_budget.labels(part).set_function(lambda p=part: budget.parts[p])
+            self.memory_refusals.labels(part)  # every part shows, 0 until refused
+
+    def memory_refused(self, part: str) -> None:
+        self.memory_refusals.labels(part).inc()
 
     def record_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set(seconds)

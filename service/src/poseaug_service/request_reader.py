@@ -11,8 +11,9 @@ messages:
   are read one at a time: gRPC takes in any message up to the server-wide --max-message-mb
   before a handler sees its size, so the gate bounds what such callers can make it hold;
 - a message over the method's size limit is refused RESOURCE_EXHAUSTED unparsed;
-- PARSE_COST x its size is reserved from the server-wide byte budget until the call (for
-  request streams: the message) is done; over the budget: RESOURCE_EXHAUSTED, unparsed;
+- PARSE_COST x its size is reserved from the server-wide memory budget (memory_budget.py,
+  part `requests`) until the call (for request streams: the message) is done; over the
+  budget: RESOURCE_EXHAUSTED naming the part, unparsed;
 - messages over INLINE_PARSE_BYTES are checked on their raw bytes (prescan.py: bounded
   repeated fields) and parsed in the parse thread, never on the event loop;
 - bytes that do not parse get INVALID_ARGUMENT naming the message type (grpcio would answer
@@ -32,13 +33,14 @@ from typing import Any
 import grpc
 
 from poseaug_service.admission import Admission
+from poseaug_service.calls import end_stream
 from poseaug_service.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     ResourceExhaustedError,
     ServiceError,
 )
-from poseaug_service.limits import INLINE_PARSE_BYTES, PARSE_COST, MethodLimits
+from poseaug_service.limits import INLINE_PARSE_BYTES, PARSE_COST, STREAM_POOL, MethodLimits
 
 
 class MalformedRequestError(InvalidArgumentError):
@@ -149,9 +151,7 @@ class RequestReader:
         cost = PARSE_COST * size
         if not self._budget.take(cost):
             self._admission.on_refuse(method, "budget")
-            raise ResourceExhaustedError(
-                "", "the server is handling too many request bytes at once; retry later"
-            )
+            raise ResourceExhaustedError("", self._budget.refusal(cost, "requests"))
         return cost
 
     async def _next(
@@ -201,6 +201,7 @@ class RequestReader:
         before anything is read, and its messages are read here."""
         limits = self._limits(method)
         pool = self._admission.pools[limits.pool]
+        streams = self._admission.pools[STREAM_POOL] if limits.stream else None
         enter, leave = self._admission.enter, pool.leave
         name = method.rsplit("/", 1)[-1]
         what = f"{name} request"
@@ -216,13 +217,23 @@ class RequestReader:
 
         @contextlib.asynccontextmanager
         async def slot(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-            """A slot of the method's pool for the call's whole life; a full pool aborts it."""
+            """A slot of the method's pool (and, for streams of poses, of the stream pool) for
+            the call's whole life; a full pool aborts it (streams: raises ServiceError)."""
             try:
                 peer = enter(pool, context, method)
             except ServiceError as exc:
+                if streams is not None:
+                    raise
                 await context.abort(exc.code, str(exc))
             try:
-                yield
+                if streams is None:
+                    yield
+                    return
+                enter(streams, context, method)
+                try:
+                    yield
+                finally:
+                    streams.leave(peer)
             finally:
                 leave(peer)
 
@@ -276,9 +287,12 @@ class RequestReader:
                 return grpc.stream_stream_rpc_method_handler(unary, **kwargs)
 
             async def unary_stream(_requests, context):
-                async with slot(context), one(context) as request:
-                    async for response in behavior(request, context):
-                        yield response
+                try:
+                    async with slot(context), one(context) as request:
+                        async for response in behavior(request, context):
+                            yield response
+                except ServiceError as exc:  # the stream pool is full
+                    end_stream(context, exc.code, str(exc))
 
             return grpc.stream_stream_rpc_method_handler(unary_stream, **kwargs)
 
@@ -287,23 +301,31 @@ class RequestReader:
 
             async def streaming(_requests, context):
                 """Request streams answered with one message or by context.write."""
-                async with slot(context):
-                    try:
-                        return await behavior(messages(context), context)
-                    except ServiceError as exc:
-                        await context.abort(exc.code, str(exc))
+                requests = messages(context)
+                try:
+                    async with slot(context):
+                        return await behavior(requests, context)
+                except ServiceError as exc:
+                    await context.abort(exc.code, str(exc))
+                finally:
+                    await requests.aclose()  # its budget bytes back now, not when collected
 
             if not handler.response_streaming:
                 return grpc.stream_unary_rpc_method_handler(streaming, **kwargs)
             return grpc.stream_stream_rpc_method_handler(streaming, **kwargs)
 
         async def stream_stream(_requests, context):
-            async with slot(context):
-                try:
-                    async for response in behavior(messages(context), context):
+            """Streams of requests and answers; a refusal or error ends the stream with its
+            code set on the context (end_stream), never by abort."""
+            requests = messages(context)
+            try:
+                async with slot(context):
+                    async for response in behavior(requests, context):
                         yield response
-                except ServiceError as exc:
-                    await context.abort(exc.code, str(exc))
+            except ServiceError as exc:
+                end_stream(context, exc.code, str(exc))
+            finally:
+                await requests.aclose()  # its budget bytes back now, not when collected
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **kwargs)
 

@@ -25,11 +25,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from poseaug.v1 import poseaug_pb2, poseaug_pb2_grpc
-from poseaug_service.admission import Admission, ByteBudget, TokenInterceptor, grpc_call_limit
+from poseaug_service.admission import Admission, TokenInterceptor, grpc_call_limit
+from poseaug_service.allocator import Trimmer
 from poseaug_service.auth import token_store
 from poseaug_service.config import ServerConfig
 from poseaug_service.limits import SMALL_MESSAGE_BYTES, MethodLimits, method_limits
 from poseaug_service.loop_lag import LoopLagMonitor
+from poseaug_service.memory_budget import ByteBudget
 from poseaug_service.metrics import Metrics
 from poseaug_service.prescan import prechecks
 from poseaug_service.reload import ModelReloader
@@ -84,7 +86,10 @@ class PoseAugServer:
         self.metrics = Metrics()
         self.metrics.set_models({n: m.version for n, m in repo.models.items()})
         self.metrics.set_refused(dict(repo.state.refused))
-        self.servicer = PoseAugServicer(config, repo, self.metrics)
+        # One memory budget for everything callers make the server hold (memory_budget.py).
+        self.budget = ByteBudget(config.max_inflight_bytes, self.metrics.memory_refused)
+        self.metrics.watch_budget(self.budget)
+        self.servicer = PoseAugServicer(config, repo, self.metrics, self.budget)
         # Admission (admission.py): with tokens, the token from the metadata before any
         # request byte is read; then (request_reader.py) a slot of the method's pool, each
         # message read in time, within its size and the byte budget, big ones parsed off the
@@ -98,8 +103,6 @@ class PoseAugServer:
         def limits(method: str) -> MethodLimits:
             return method_limits(method, config.max_message_bytes, config.request_arrival_s)
 
-        self.budget = ByteBudget(config.max_inflight_bytes)
-        self.metrics.inflight_bytes.set_function(lambda: self.budget.used)
         # Protobuf parsing holds the GIL, so one thread parses as fast as several, and keeps
         # its allocations in one malloc arena (several made RSS creep under storms).
         self.parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="poseaug-parse")
@@ -145,6 +148,12 @@ class PoseAugServer:
         self.health_server, self.health_port = self._health_only_server(refused)
         self.reloader = ModelReloader(repo, config.reload_interval_s, self._reloaded)
         self.loop_lag = LoopLagMonitor(self.metrics.record_loop_lag)
+        # Freed memory back to the system after bursts and when idle (allocator.py).
+        self.trimmer = Trimmer(
+            lambda: self.budget.used,
+            self.budget.high_water,
+            lambda: self.servicer.active_calls == 0,
+        )
         self._describe_security(tokens is not None, credentials is not None)
         self._stopped = False
 
@@ -217,6 +226,7 @@ class PoseAugServer:
                     self.config.metrics_port,
                 )
         self.loop_lag.start()
+        self.trimmer.start()
         await self.grpc_server.start()
         if self.health_server is not None:
             await self.health_server.start()
@@ -253,6 +263,7 @@ class PoseAugServer:
         await asyncio.to_thread(self.servicer.close)
         self.parser.shutdown(wait=False)
         await self.loop_lag.stop()
+        await self.trimmer.stop()
         log.info("stopped")
 
 

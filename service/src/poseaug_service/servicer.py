@@ -6,7 +6,9 @@ with other callers' in its model's DynamicBatcher; StreamLift2Dto3D reads its me
 through a window (lift_stream.py). Augment runs its ONNX Runtime work in the worker pool.
 
 Every handler is wrapped by `calls.instrumented` (ServiceError to gRPC status, metrics) and
-keeps its caller's deadline and cancellation in a `calls.CallState`.
+keeps its caller's deadline and cancellation in a `calls.CallState`. What a call makes the
+server keep (track state, owed answers, queued work, responses) is reserved from the memory
+budget (memory_budget.py) before it is taken, and given back when the call ends.
 """
 
 from __future__ import annotations
@@ -34,8 +36,15 @@ from poseaug_service.config import ServerConfig
 from poseaug_service.errors import CancelledError, InvalidArgumentError
 from poseaug_service.lift_queue import LiftQueue, Submitted
 from poseaug_service.lift_stream import ReadAhead
-from poseaug_service.lifting import LiftInput, lift_response, parse_lift, resolve_model
+from poseaug_service.lifting import (
+    LiftInput,
+    lift_response,
+    parse_lift,
+    resolve_model,
+    response_bytes,
+)
 from poseaug_service.limits import INLINE_PARSE_BYTES
+from poseaug_service.memory_budget import ByteBudget, Holding
 from poseaug_service.metrics import Metrics
 from poseaug_service.model_info import model_info
 from poseaug_service.repository import ModelRepository
@@ -65,13 +74,17 @@ def _merge(owed: Owed, window_poses: np.ndarray) -> np.ndarray:
 class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
     """The PoseAugService implementation over a loaded ModelRepository."""
 
-    def __init__(self, config: ServerConfig, repo: ModelRepository, metrics: Metrics) -> None:
+    def __init__(
+        self, config: ServerConfig, repo: ModelRepository, metrics: Metrics, budget: ByteBudget
+    ) -> None:
         self.config = config
         self.repo = repo
         self.metrics = metrics
+        self.budget = budget
         self.active_calls = 0  # PoseAugService calls being handled (touched on the loop only)
         self.closing = False  # set by the server's graceful stop: new calls get UNAVAILABLE
-        self.lifts = LiftQueue(config, metrics, list(repo.models))  # built on the serving loop
+        # Built on the serving loop.
+        self.lifts = LiftQueue(config, metrics, list(repo.models), budget)
         augment_batch = metrics.batch_size
         self.augment = AugmentEngine(
             max_jobs=config.max_queue,
@@ -105,20 +118,28 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         parsed: LiftInput,
         submitted: Submitted,
         call: CallState,
+        holding: Holding,
         method: str,
         field: str,
         finish: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         """Await a submitted request's poses (`finish` puts them in request order, where they
-        are not) and build its response; the request is released either way (its caller will
-        not come back with it)."""
+        are not) and build its response (its bytes held in `holding` until the caller gives
+        them back); the request is released either way (its caller will not come back with
+        it)."""
         try:
             pose3d = await self.lifts.collect(submitted, call)
             if finish is not None:
                 pose3d = finish(pose3d)
-            return await self._blocking(pose3d.nbytes, self._answer, parsed, pose3d, method, field)
+            return await self._respond(parsed, pose3d, holding, method, field)
         finally:
             submitted.release()
+
+    async def _respond(
+        self, parsed: LiftInput, pose3d: np.ndarray, holding: Holding, method: str, field: str
+    ):
+        holding.grow(response_bytes(len(pose3d)), "responses")
+        return await self._blocking(pose3d.nbytes, self._answer, parsed, pose3d, method, field)
 
     def _answer(self, parsed: LiftInput, pose3d: np.ndarray, method: str, field: str):
         require_finite_result(pose3d, field)
@@ -140,11 +161,15 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         call = CallState(context)
         parsed = await self._parse_lift(request)
         inputs = await self._blocking(len(request.keypoints.data), lifter_inputs, parsed)
-        submitted = self.lifts.submit(parsed, call, inputs)
-        finish = inputs.poses if isinstance(inputs, TrackChunks) else None
-        return await self._lift_answer(
-            parsed, submitted, call, "Lift2Dto3D", "keypoints.data", finish
-        )
+        holding = Holding(self.budget)
+        try:
+            submitted = self.lifts.submit(parsed, call, inputs)
+            finish = inputs.poses if isinstance(inputs, TrackChunks) else None
+            return await self._lift_answer(
+                parsed, submitted, call, holding, "Lift2Dto3D", "keypoints.data", finish
+            )
+        finally:
+            holding.close()
 
     @instrumented("StreamLift2Dto3D")
     async def StreamLift2Dto3D(self, request_iterator, context):  # noqa: N802 (gRPC method name)
@@ -152,10 +177,13 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         each as soon as the stream's lookahead allows (stream_tracks.py), the rest when the
         client closes its side. Where the model's step form serves the stream, each message's
         steps run (batched with other streams') before the next message is taken up, since
-        its tracks' states must be up to date."""
+        its tracks' states must be up to date. The stream's track state and owed messages are
+        reserved from the memory budget before a message is recorded (`holding`)."""
         call = CallState(context)
         config = self.config
         tracks: StreamTracks | None = None
+        holding = Holding(self.budget)
+        owed_bytes: dict[int, int] = {}  # message -> bytes held for it until it is answered
 
         def due(owed_list: list[Owed]) -> list[tuple[Owed, Any]]:
             """Messages now answerable, with the window-model input of their poses no step
@@ -166,6 +194,9 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
 
         def submit(owed: Owed, inputs: Any) -> tuple[Owed, Submitted | None]:
             return owed, None if inputs is None else self.lifts.submit(owed.parsed, call, inputs)
+
+        def answered(owed: Owed) -> None:
+            holding.shrink(owed_bytes.pop(owed.index, 0), "owed")
 
         async def run_steps(parsed: LiftInput, prefix: str, size: int) -> list[Submitted]:
             """Record the message; run its steps, one after the other, keeping their results."""
@@ -205,12 +236,19 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
                     f"(0..{most})",
                 )
             size = len(message.request.keypoints.data)
+            # What recording the message may add, reserved before it is recorded.
+            grows, keeps = await self._blocking(size, tracks.growth_bound, parsed)
+            holding.grow(grows, "tracks")
+            holding.grow(keeps, "owed")
+            owed_bytes[k] = keeps
             steps = await run_steps(parsed, f"request[{k}].", size)
-            ready = await self._blocking(size, lambda: due(tracks.ready()))
+            ready, held = await self._blocking(size, lambda: (due(tracks.ready()), tracks.nbytes))
+            holding.resize(held, "tracks")
             return _Prepared([submit(owed, inputs) for owed, inputs in ready], steps)
 
         def drop(item: _Prepared) -> None:
-            for _, submitted in item.answers:
+            for owed, submitted in item.answers:
+                answered(owed)
                 if submitted is not None:
                     submitted.cancel()
             for submitted in item.steps:
@@ -219,27 +257,40 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
         async def answer(owed: Owed, submitted: Submitted | None):
             method, field = "StreamLift2Dto3D", "request.keypoints.data"
             if submitted is None:  # every pose answered by a step
-                response = await self._blocking(
-                    owed.pose3d.nbytes, self._answer, owed.parsed, owed.pose3d, method, field
-                )
+                response = await self._respond(owed.parsed, owed.pose3d, holding, method, field)
             else:
                 response = await self._lift_answer(
-                    owed.parsed, submitted, call, method, field, lambda poses: _merge(owed, poses)
+                    owed.parsed,
+                    submitted,
+                    call,
+                    holding,
+                    method,
+                    field,
+                    lambda poses: _merge(owed, poses),
                 )
             return poseaug_pb2.StreamLift2Dto3DResponse(response=response, request_index=owed.index)
 
-        async with ReadAhead(request_iterator, prepare, drop, call) as window:
-            async for item in window:
-                try:  # the steps are released once their answers are built (as lift requests)
-                    responses = [await answer(owed, submitted) for owed, submitted in item.answers]
-                finally:
-                    for submitted in item.steps:
-                        submitted.release()
-                for response in responses:
-                    yield response
-            # The client closed its side: the answers still owed (lookahead) go out now.
-            for owed, inputs in due(tracks.flush()) if tracks is not None else []:
-                yield await answer(*submit(owed, inputs))
+        try:
+            async with ReadAhead(request_iterator, prepare, drop, call) as window:
+                async for item in window:
+                    try:  # the steps are released once their answers are built (as lift requests)
+                        responses = [await answer(*answer_of) for answer_of in item.answers]
+                    finally:
+                        for submitted in item.steps:
+                            submitted.release()
+                    for (owed, _), response in zip(item.answers, responses, strict=True):
+                        yield response
+                        answered(owed)
+                    holding.resize(0, "responses")  # sent
+                # The client closed its side: the answers still owed (lookahead) go out now.
+                for owed, inputs in due(tracks.flush()) if tracks is not None else []:
+                    yield await answer(*submit(owed, inputs))
+                    answered(owed)
+                    holding.resize(0, "responses")
+        finally:
+            if tracks is not None:
+                tracks.close()
+            holding.close()
 
     # --- augmentation ----------------------------------------------------------------------
     def _augment_rows(self, job: AugmentJob, start: int, stop: int, call: CallState, method: str):
@@ -271,8 +322,16 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             self.config.max_poses_per_request,
         )
         check_fits_one_message(job, self._message_limit, self.config.max_message_mb)
-        with self.augment.admitted():
-            return await self._in_pool(call, self._augment_rows, job, 0, job.total, call, "Augment")
+        holding = Holding(self.budget)
+        try:
+            with self.augment.admitted():
+                # Its rows as arrays, then as the response message.
+                holding.grow(2 * job.response_bytes(job.total), "responses")
+                return await self._in_pool(
+                    call, self._augment_rows, job, 0, job.total, call, "Augment"
+                )
+        finally:
+            holding.close()
 
     @instrumented("StreamAugment")
     async def StreamAugment(self, request, context):  # noqa: N802 (gRPC method name)
@@ -287,27 +346,37 @@ class PoseAugServicer(poseaug_pb2_grpc.PoseAugServiceServicer):
             "request.",
         )
         check_chunk_fits(job, chunk, self._message_limit, self.config.max_message_mb)
+        holding = Holding(self.budget)
+
+        def chunk_bytes(start: int) -> int:
+            """A chunk's rows as arrays, then as its response message."""
+            return 2 * job.response_bytes(min(job.total, start + chunk) - start)
 
         def rows(start: int) -> asyncio.Future:
+            holding.grow(chunk_bytes(start), "responses")  # before it is computed
             stop = min(job.total, start + chunk)
             return asyncio.ensure_future(
                 self._in_pool(call, self._augment_rows, job, start, stop, call, "StreamAugment")
             )
 
-        with self.augment.admitted():
-            # One chunk ahead: the next chunk is computed while this one is sent.
-            starts = range(0, job.total, chunk)
-            if not starts:
-                return
-            pending = rows(starts[0])
-            try:
-                for k, start in enumerate(starts):
-                    response = await pending
-                    if k + 1 < len(starts):
-                        pending = rows(starts[k + 1])
-                    yield poseaug_pb2.StreamAugmentResponse(chunk=response, offset=start)
-            finally:
-                pending.cancel()
+        try:
+            with self.augment.admitted():
+                # One chunk ahead: the next chunk is computed while this one is sent.
+                starts = range(0, job.total, chunk)
+                if not starts:
+                    return
+                pending = rows(starts[0])
+                try:
+                    for k, start in enumerate(starts):
+                        response = await pending
+                        if k + 1 < len(starts):
+                            pending = rows(starts[k + 1])
+                        yield poseaug_pb2.StreamAugmentResponse(chunk=response, offset=start)
+                        holding.shrink(chunk_bytes(start), "responses")  # sent
+                finally:
+                    pending.cancel()
+        finally:
+            holding.close()
 
     # --- model info ------------------------------------------------------------------------
     @instrumented("ListModels")

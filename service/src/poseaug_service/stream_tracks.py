@@ -11,10 +11,11 @@ frames (causal). Each message goes through:
    the step form (`lifter.step`), each new frame is one step of its track's state (layer
    state: layer_state.py), whose answer is the pose of the frame L back in that track;
 3. `ready`: the messages now answerable, in order. A pose whose answer no step gave (another
-   lookahead, a bundle without the step form, a track that skipped messages so that its frame
-   L later had not come, the stream's end, a model reload) is answered from `windows`: its
-   window of the track's frames as they are then, the frames not yet seen repeating the
-   newest (edge padding), by the window model. Both give the window model's answer.
+   lookahead, a bundle without the step form, a pose without a track id, a track that skipped
+   messages so that its frame L later had not come, the stream's end, a model reload) is
+   answered from `windows`: its window of the track's frames as they are then, the frames
+   not yet seen repeating the newest (edge padding), by the window model. Both give the
+   window model's answer.
 
 Bounds: at most `max_tracks` live tracks (per model; a message that would pass it is refused,
 naming its track_ids), each keeping copies of only the frames a window or an owed answer still
@@ -56,6 +57,12 @@ class Owed:
     done: np.ndarray | None = None  # [n] bool: rows of pose3d that hold an answer
     closed: bool = False  # handed out by `ready` or `flush`: later steps no longer answer it
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes it keeps until answered: its parsed request and the steps' answers."""
+        answers = 0 if self.pose3d is None else self.pose3d.nbytes + self.done.nbytes
+        return self.parsed.nbytes + answers
+
     def missing(self) -> np.ndarray:
         """Rows no step has answered (every row without steps)."""
         n = len(self.parsed.keypoints)
@@ -84,7 +91,7 @@ class Track:
     @property
     def nbytes(self) -> int:
         """Bytes of frames and layer state this track holds."""
-        frames = sum(f.nbytes for f in self.frames)
+        frames = len(self.frames) * self.frames[0].nbytes if self.frames else 0  # one shape
         return frames + (0 if self.state is None else self.state.nbytes)
 
     def append(self, frame: np.ndarray, now: float) -> int:
@@ -146,6 +153,23 @@ class StreamTracks:
         """Bytes of frames and layer state the stream's live tracks hold."""
         return sum(t.nbytes for t in self._live.values())
 
+    def growth_bound(self, parsed: LiftInput) -> tuple[int, int]:
+        """(track bytes, owed bytes): the most `add(parsed)` can add to `nbytes` (a copy of
+        each frame, a layer state per new track in step mode), and what its owed answer keeps
+        (Owed.nbytes). The memory budget reserves both before the message is recorded."""
+        n, model, ids = len(parsed.keypoints), parsed.model, parsed.track_ids
+        steps = self.steps(model) and ids is not None
+        owed = parsed.nbytes + (n * (17 * 3 * 4 + 1) if steps else 0)
+        if model.temporal_frames <= 1:
+            return 0, owed
+        frames = parsed.keypoints[:1].nbytes * n
+        if ids is None:  # each pose its own one-frame track, kept by its owed message
+            return 0, owed + frames
+        if not steps:
+            return frames, owed
+        new = len({(model.name, t) for t in ids.tolist()} - self._live.keys())
+        return frames + new * model.step_layout.state_values * 4, owed
+
     def steps(self, model) -> bool:
         """Whether `model`'s step form answers this stream: it has one, and the stream's
         lookahead is the model's full one."""
@@ -201,6 +225,22 @@ class StreamTracks:
             track.keep_from(oldest - track.anchor)
         return ready
 
+    def close(self) -> None:
+        """Let go of every track and owed message now (the stream has ended). Tracks and the
+        messages whose answers they wait for refer to each other (`Track.waiting`,
+        `Owed.tracks`): left to the garbage collector, such cycles kept whole streams' frames,
+        layer state and requests alive long after the stream, often until the next burst."""
+        for track in self._live.values():
+            track.frames.clear()
+            track.waiting.clear()
+            track.owed.clear()
+            track.state = None
+        for owed in (*self._owed, *self._handed):
+            owed.tracks = None
+        self._live.clear()
+        self._owed.clear()
+        self._handed = []
+
     def flush(self) -> list[Owed]:
         """Every answer still owed (the client closed its side)."""
         ready = [self._close(o) for o in self._owed]
@@ -248,10 +288,11 @@ class StreamTracks:
             positions.append(position)
             tracks.append(track)
         owed = Owed(index, parsed, tracks, positions)
-        if self.steps(model):
+        if self.steps(model) and ids is not None:
             owed.pose3d = np.empty((n, 17, 3), np.float32)
             owed.done = np.zeros(n, bool)
-        else:  # another lookahead or a version without the step form: no state to keep
+        else:  # another lookahead, a version without the step form, or poses without track
+            # ids (one frame each: no step could answer them): no state to keep
             for track in tracks:
                 track.state = None
                 track.waiting.clear()
