@@ -38,8 +38,10 @@ _M_ARENA_MAX = -8
 # them (glibc's default is 8 per core, each keeping what a burst left in it).
 ARENA_MAX = 4
 # Blocks from this size on are mmapped and unmapped when freed (glibc starts at 128 KiB but
-# raises it up to 32 MiB after the first big block is freed).
-MMAP_THRESHOLD = 256 * 1024
+# raises it up to 32 MiB after the first big block is freed). Not lower: every mapped block
+# is fresh zeroed pages, and Augment's and bulk lifting's working arrays (1-10 MiB) cost 35%
+# more per pose at 256 KiB; smaller blocks' freed pages go back through `trim`.
+MMAP_THRESHOLD = 16 * 1024 * 1024
 # Trim once the memory budget in use has dropped this much since the last trim.
 TRIM_AFTER_BYTES = 32 * 1024 * 1024
 TRIM_CHECK_S = 1.0
