@@ -44,7 +44,7 @@ ARENA_MAX = 4
 MMAP_THRESHOLD = 16 * 1024 * 1024
 # Trim once the memory budget in use has dropped this much since the last trim.
 TRIM_AFTER_BYTES = 32 * 1024 * 1024
-TRIM_CHECK_S = 1.0
+TRIM_CHECK_S = 0.25  # how often the trimmer looks at the budget (seconds)
 # While the budget holds at most LOW_BUDGET_BYTES, trim at most this often when RSS has grown.
 SETTLE_TRIM_S = 5.0
 LOW_BUDGET_BYTES = 16 * 1024 * 1024
