@@ -131,8 +131,9 @@ def _torso_tilt(q: np.ndarray, torso: np.ndarray, up: np.ndarray) -> np.ndarray:
 
 def _stop_at_horizontal(axis, tilt, twist, torso, up, steps: int = 24) -> np.ndarray:
     """Swing angles [N]: `tilt`, or for the rows it turns head down (torso more than 90 degrees
-    from `up`) that were not head down before, the largest smaller one that does not
-    (bisection: no swing keeps the torso's own tilt, a twist about `up` does not change it)."""
+    from `up`) that were not head down before, a smaller one that leaves the torso at
+    horizontal (bisection between no swing, which keeps the torso's own tilt since a twist
+    about `up` does not change it, and `tilt`)."""
     limit = np.where(_torso_tilt(twist, torso, up) <= 0.5 * np.pi, 0.5 * np.pi, np.pi)
     bad = np.flatnonzero(_torso_tilt(with_swing(axis, tilt, twist), torso, up) > limit)
     if not bad.size:
